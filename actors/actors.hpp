@@ -1,0 +1,45 @@
+#pragma once
+// The typed interface of every actor in offload: the whole message protocol in one place.
+//
+//   transport --(mcp_in, line)--> mcp_session --(run_batch)--> batch_coordinator
+//   batch_coordinator --spawn+monitor--> task --(generate, request)--> router --> backend
+//   backend --(HTTP via llm_client on the I/O thread)--> (http_done) back to itself
+
+#include "actors/atoms.hpp"
+#include "actors/messages.hpp"
+
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace offload {
+
+// An MCP session: JSON-RPC + MCP lifecycle for one connected agent.
+using mcp_session_actor = caf::typed_actor<
+    // One complete JSON-RPC text received from the agent.
+    caf::reacts_to<mcp_in_atom, std::string>,
+    // The transport closed: finish in-flight calls, then quit.
+    caf::reacts_to<mcp_eof_atom>>;
+
+// Runs one batch_offload / offload_work call and answers exactly once.
+using batch_coordinator_actor = caf::typed_actor<
+    // Start the batch; the reply comes when every task has an outcome.
+    caf::replies_to<run_batch_atom>::with<batch_result>,
+    // A task actor reports its outcome (sent by the task itself just before it quits).
+    caf::reacts_to<task_done_atom, task_result>>;
+
+// Chooses a backend for each request and forwards it there.
+using router_actor = caf::typed_actor<
+    // Generate a completion; the reply comes from the chosen backend.
+    caf::replies_to<generate_atom, llm_request_ptr>::with<llm_reply>>;
+
+// Owns one LLM endpoint: its HTTP client, concurrency slots and queue.
+using backend_actor = caf::typed_actor<
+    // Generate a completion, waiting for a free slot when all are busy.
+    caf::replies_to<generate_atom, llm_request_ptr>::with<llm_reply>,
+    // Internal: the I/O thread finished exchange `id`.
+    caf::reacts_to<http_done_atom, uint64_t, llm_outcome>>;
+
+} // namespace offload

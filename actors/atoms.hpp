@@ -1,0 +1,22 @@
+#pragma once
+// Every atom of the project. CAF 0.17 atoms are at most 10 characters and the same text is the
+// same type everywhere, so each name here is distinct from CAF's own (get, put, ok, ...).
+
+#include <caf/atom.hpp>
+
+namespace offload {
+
+using mcp_in_atom = caf::atom_constant<caf::atom("mcp_in")>; // transport -> session
+inline constexpr mcp_in_atom mcp_in_atom_v{};
+using mcp_eof_atom = caf::atom_constant<caf::atom("mcp_eof")>; // transport closed
+inline constexpr mcp_eof_atom mcp_eof_atom_v{};
+using run_batch_atom = caf::atom_constant<caf::atom("run_batch")>; // session -> coordinator
+inline constexpr run_batch_atom run_batch_atom_v{};
+using task_done_atom = caf::atom_constant<caf::atom("task_done")>; // task -> coordinator
+inline constexpr task_done_atom task_done_atom_v{};
+using generate_atom = caf::atom_constant<caf::atom("generate")>; // task -> router -> backend
+inline constexpr generate_atom generate_atom_v{};
+using http_done_atom = caf::atom_constant<caf::atom("http_done")>; // I/O thread -> backend
+inline constexpr http_done_atom http_done_atom_v{};
+
+} // namespace offload

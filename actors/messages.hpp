@@ -1,0 +1,60 @@
+#pragma once
+// Types carried in messages between actors. They never leave the process (no remote actors), so
+// they are allowed as "unsafe" message types instead of being given serialisers. Large payloads
+// (prompts, batches) travel as shared_ptr<const T> so that no actor copies them.
+
+#include "protocol/batch.hpp"
+#include "protocol/prompt.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/error.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace offload {
+
+// One chat completion asked of an LLM backend.
+struct llm_request {
+  std::string model;
+  std::vector<chat_message> messages;
+  std::string trace_id; // "<session>/<call>/<task>" for logs
+};
+using llm_request_ptr = std::shared_ptr<const llm_request>;
+
+// A successful completion.
+struct llm_reply {
+  std::string text;
+  std::string model;
+  std::string backend;
+  int64_t tokens_in = 0;
+  int64_t tokens_out = 0;
+  std::string done_reason;
+};
+
+// What an HTTP exchange produced: a reply, or the error that ended it.
+struct llm_outcome {
+  bool ok = false;
+  llm_reply reply;
+  task_error error;
+};
+
+// Converts between our task errors and caf::error (category "offload", code = errc, context =
+// (message, retryable, backend)), so that errors can travel as CAF response errors. `backend`
+// names the backend that failed, when one did.
+caf::error to_caf_error(const task_error& err, std::string_view backend = {});
+// Also maps CAF's own errors (request timeout, dead receiver, ...) to task errors. Stores the
+// failing backend's name in `backend` when the error carries one.
+task_error from_caf_error(const caf::error& err, std::string* backend = nullptr);
+
+} // namespace offload
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::task_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::batch_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::batch_spec_ptr)

@@ -1,0 +1,92 @@
+#pragma once
+// Settings and spawn functions of every actor. The runtime builds settings from configuration and
+// passes them as immutable snapshots (shared_ptr<const ...>), replaced on reload.
+
+#include "actors/actors.hpp"
+#include "runtime/defaults.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace offload {
+
+// What the batch engine needs to know; one snapshot is shared by all sessions.
+struct engine_settings {
+  std::string default_model = defaults::default_model;
+  std::chrono::milliseconds task_timeout = defaults::task_timeout;
+  std::chrono::milliseconds batch_timeout = defaults::batch_timeout;
+  batch_limits limits{defaults::max_tasks_per_batch, defaults::max_task_chars,
+                      defaults::max_context_chars, 256};
+};
+using engine_settings_ptr = std::shared_ptr<const engine_settings>;
+
+// -- batch engine --------------------------------------------------------------------------------
+
+batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_spec_ptr spec,
+                                                router_actor router, engine_settings_ptr settings,
+                                                std::string trace_id);
+
+// How long a task may take, counted from its start (queueing included).
+struct task_deadline {
+  std::chrono::milliseconds timeout;
+  bool set_by_batch = false;  // cut short by the batch deadline rather than the task timeout
+};
+
+// One task of a batch. Reports (task_done, result) to `coordinator` exactly once, then quits.
+// `previous` is the previous task's successful answer in a sequential batch, or null.
+caf::actor spawn_task(caf::actor_system& sys, batch_coordinator_actor coordinator,
+                      batch_spec_ptr spec, size_t index,
+                      std::shared_ptr<const std::string> previous, router_actor router,
+                      engine_settings_ptr settings, task_deadline deadline,
+                      std::string trace_id);
+
+// -- backends ------------------------------------------------------------------------------------
+
+// A running HTTP exchange that can be aborted.
+class llm_exchange {
+public:
+  virtual ~llm_exchange() = default;
+  // Aborts the exchange; its completion callback still runs once (with errc::cancelled).
+  virtual void cancel() = 0;
+};
+
+// Speaks one LLM server's wire format over HTTP. Implemented in runtime/ (Beast); tests inject
+// fakes. `start` must not block; `done` runs exactly once, on an I/O thread.
+class llm_client {
+public:
+  virtual ~llm_client() = default;
+  virtual std::shared_ptr<llm_exchange> start(llm_request_ptr request,
+                                              std::function<void(llm_outcome)> done) = 0;
+};
+
+struct backend_settings {
+  std::string name; // shown in results and logs, e.g. "ollama@127.0.0.1:11434"
+  size_t max_concurrency = defaults::backend_max_concurrency;
+};
+
+backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
+                            std::shared_ptr<llm_client> client);
+
+router_actor spawn_router(caf::actor_system& sys, std::vector<backend_actor> backends);
+
+// -- sessions ------------------------------------------------------------------------------------
+
+// Where a session's outgoing JSON-RPC texts go (one complete message per call). Thread-safe.
+using output_sink = std::function<void(std::string)>;
+
+struct session_settings {
+  std::string name;           // for logs: "stdio" or a session id
+  std::string server_version; // reported in initialize
+};
+
+mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
+                                    output_sink out, router_actor router,
+                                    engine_settings_ptr engine);
+
+} // namespace offload

@@ -1,0 +1,102 @@
+#include "protocol/mcp.hpp"
+
+#include "protocol/batch.hpp"
+
+#include <array>
+
+namespace offload::mcp {
+
+namespace {
+
+constexpr std::array<std::string_view, 3> supported_versions = {"2025-11-25", "2025-06-18",
+                                                                "2025-03-26"};
+
+} // namespace
+
+bool is_supported_version(std::string_view version) {
+  for (auto v : supported_versions)
+    if (v == version)
+      return true;
+  return false;
+}
+
+std::optional<std::string> negotiate_version(const json& params, std::string& error) {
+  if (!params.is_object()) {
+    error = "initialize: params must be an object with \"protocolVersion\", \"capabilities\" "
+            "and \"clientInfo\"";
+    return std::nullopt;
+  }
+  auto version = params.find("protocolVersion");
+  if (version == params.end() || !version->is_string()) {
+    error = "initialize: params.protocolVersion must be a string such as \"2025-11-25\"";
+    return std::nullopt;
+  }
+  auto requested = version->get<std::string>();
+  if (is_supported_version(requested))
+    return requested;
+  return std::string{latest_version};
+}
+
+json initialize_result(std::string_view version, std::string_view server_version) {
+  return {
+      {"protocolVersion", version},
+      {"capabilities", {{"tools", {{"listChanged", false}}}}},
+      {"serverInfo",
+       {{"name", "offload"},
+        {"title", "offload: local LLM work offloading"},
+        {"version", server_version}}},
+      {"instructions",
+       "Hand routine coding tasks to local LLMs. Use batch_offload for several independent tasks "
+       "(they run in parallel) or a chain (sequential: true). Every task returns its own result "
+       "or its own error; redo failed tasks yourself."},
+  };
+}
+
+json tool_catalogue() {
+  auto task_props = task_properties_schema();
+  json task_item = {{"type", "object"}, {"properties", task_props}, {"required", {"task"}}};
+  json batch_props = {
+      {"tasks",
+       {{"type", "array"},
+        {"minItems", 1},
+        {"items", task_item},
+        {"description", "The tasks to run; each returns its own result or error."}}},
+      {"sequential",
+       {{"type", "boolean"},
+        {"default", false},
+        {"description", "Run the tasks one after another, each seeing the previous result."}}},
+  };
+  auto output = batch_output_schema();
+  return json::array({
+      {
+          {"name", "batch_offload"},
+          {"title", "Offload a batch of coding tasks"},
+          {"description",
+           "Run several routine coding tasks on local LLMs, in parallel (default) or as a chain "
+           "(sequential). One task's failure never fails the others."},
+          {"inputSchema",
+           {{"type", "object"}, {"properties", batch_props}, {"required", {"tasks"}}}},
+          {"outputSchema", output},
+      },
+      {
+          {"name", "offload_work"},
+          {"title", "Offload one coding task"},
+          {"description", "Run one routine coding task (boilerplate, docs, tests, simple "
+                          "refactors) on a local LLM."},
+          {"inputSchema", {{"type", "object"}, {"properties", task_props}, {"required", {"task"}}}},
+          {"outputSchema", output},
+      },
+  });
+}
+
+json tool_result(std::string text, bool is_error, json structured) {
+  json result = {
+      {"content", json::array({{{"type", "text"}, {"text", std::move(text)}}})},
+      {"isError", is_error},
+  };
+  if (!structured.is_null())
+    result["structuredContent"] = std::move(structured);
+  return result;
+}
+
+} // namespace offload::mcp

@@ -1,0 +1,202 @@
+#include "runtime/config.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <set>
+
+namespace offload {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+[[noreturn]] void fail_at(const std::string& file, const YAML::Node& node, std::string message) {
+  auto mark = node.Mark();
+  if (mark.is_null())
+    throw config_error(fmt::format("{}: {}", file, message));
+  throw config_error(fmt::format("{}:{}: {}", file, mark.line + 1, message));
+}
+
+// Rejects keys we do not know, so that a typo never silently falls back to a default.
+void check_keys(const std::string& file, const YAML::Node& map, std::string_view section,
+                const std::set<std::string>& known) {
+  if (!map.IsMap())
+    fail_at(file, map, fmt::format("{} must be a mapping", section));
+  for (const auto& entry : map) {
+    auto key = entry.first.as<std::string>();
+    if (known.count(key) == 0) {
+      std::string list;
+      for (const auto& k : known)
+        list += (list.empty() ? "" : ", ") + k;
+      fail_at(file, entry.first,
+              fmt::format("unknown key \"{}\" in {} (known keys: {})", key, section, list));
+    }
+  }
+}
+
+template <class T>
+T scalar(const std::string& file, const YAML::Node& node, std::string_view what) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    fail_at(file, node,
+            fmt::format("{} has an invalid value \"{}\"", what,
+                        node.IsScalar() ? node.Scalar() : "(not a scalar)"));
+  }
+}
+
+milliseconds duration_at(const std::string& file, const YAML::Node& node, std::string_view what) {
+  try {
+    return parse_duration(scalar<std::string>(file, node, what));
+  } catch (const config_error& e) {
+    fail_at(file, node, fmt::format("{}: {}", what, e.what()));
+  }
+}
+
+size_t positive_at(const std::string& file, const YAML::Node& node, std::string_view what) {
+  auto value = scalar<long long>(file, node, what);
+  if (value < 1)
+    fail_at(file, node, fmt::format("{} must be at least 1, got {}", what, value));
+  return static_cast<size_t>(value);
+}
+
+void read_backend(const std::string& file, const YAML::Node& node, backend_config& out) {
+  check_keys(file, node, "a backend", {"name", "kind", "url", "max_concurrency", "timeouts"});
+  if (!node["url"])
+    fail_at(file, node, "a backend needs \"url\", e.g. url: http://127.0.0.1:11434");
+  out.url = scalar<std::string>(file, node["url"], "url");
+  if (node["name"])
+    out.name = scalar<std::string>(file, node["name"], "name");
+  if (node["kind"])
+    out.kind = scalar<std::string>(file, node["kind"], "kind");
+  if (node["max_concurrency"])
+    out.max_concurrency = positive_at(file, node["max_concurrency"], "max_concurrency");
+  if (auto t = node["timeouts"]) {
+    check_keys(file, t, "timeouts", {"connect", "first_token", "idle", "total"});
+    if (t["connect"])
+      out.timeouts.connect = duration_at(file, t["connect"], "timeouts.connect");
+    if (t["first_token"])
+      out.timeouts.first_token = duration_at(file, t["first_token"], "timeouts.first_token");
+    if (t["idle"])
+      out.timeouts.idle = duration_at(file, t["idle"], "timeouts.idle");
+    if (t["total"])
+      out.timeouts.total = duration_at(file, t["total"], "timeouts.total");
+  }
+  if (out.kind != "ollama")
+    fail_at(file, node["kind"] ? node["kind"] : node,
+            fmt::format("backend kind \"{}\" is not supported (supported: ollama)", out.kind));
+}
+
+} // namespace
+
+milliseconds parse_duration(std::string_view text) {
+  long long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || value < 0)
+    throw config_error(fmt::format("\"{}\" is not a duration such as 500ms, 30s or 5m", text));
+  std::string_view unit{end, static_cast<size_t>(text.data() + text.size() - end)};
+  if (unit == "ms")
+    return milliseconds{value};
+  if (unit.empty() || unit == "s")
+    return milliseconds{value * 1000};
+  if (unit == "m")
+    return milliseconds{value * 60'000};
+  if (unit == "h")
+    return milliseconds{value * 3'600'000};
+  throw config_error(
+      fmt::format("\"{}\" has an unknown unit \"{}\"; use ms, s, m or h", text, unit));
+}
+
+backend_config parse_backend_flag(std::string_view flag) {
+  auto eq = flag.find('=');
+  if (eq == std::string_view::npos)
+    throw config_error(fmt::format("--backend \"{}\": expected KIND=URL, e.g. "
+                                   "ollama=http://127.0.0.1:11434",
+                                   flag));
+  backend_config out;
+  out.kind = std::string{flag.substr(0, eq)};
+  out.url = std::string{flag.substr(eq + 1)};
+  if (out.kind != "ollama")
+    throw config_error(fmt::format("--backend \"{}\": kind \"{}\" is not supported (supported: "
+                                   "ollama)",
+                                   flag, out.kind));
+  return out;
+}
+
+daemon_config load_config_file(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw config_error(fmt::format("{}: cannot read the file", path));
+  } catch (const YAML::ParserException& e) {
+    throw config_error(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+  daemon_config config;
+  if (root.IsNull())
+    return config; // an empty file means all defaults
+  check_keys(path, root, "the top level", {"log_level", "default_model", "batch", "backends"});
+  if (root["log_level"])
+    config.log_level = scalar<std::string>(path, root["log_level"], "log_level");
+  if (root["default_model"])
+    config.engine.default_model = scalar<std::string>(path, root["default_model"], "default_model");
+  if (auto batch = root["batch"]) {
+    check_keys(
+        path, batch, "batch",
+        {"max_tasks", "max_task_chars", "max_context_chars", "task_timeout", "batch_timeout"});
+    auto& limits = config.engine.limits;
+    if (batch["max_tasks"])
+      limits.max_tasks = positive_at(path, batch["max_tasks"], "batch.max_tasks");
+    if (batch["max_task_chars"])
+      limits.max_task_chars = positive_at(path, batch["max_task_chars"], "batch.max_task_chars");
+    if (batch["max_context_chars"])
+      limits.max_context_chars =
+          positive_at(path, batch["max_context_chars"], "batch.max_context_chars");
+    if (batch["task_timeout"])
+      config.engine.task_timeout = duration_at(path, batch["task_timeout"], "batch.task_timeout");
+    if (batch["batch_timeout"])
+      config.engine.batch_timeout =
+          duration_at(path, batch["batch_timeout"], "batch.batch_timeout");
+  }
+  if (auto backends = root["backends"]) {
+    if (!backends.IsSequence())
+      fail_at(path, backends, "backends must be a list of {url: ..., kind: ollama} entries");
+    for (const auto& node : backends) {
+      backend_config backend;
+      read_backend(path, node, backend);
+      config.backends.push_back(std::move(backend));
+    }
+  }
+  return config;
+}
+
+void finalize_config(daemon_config& config) {
+  if (config.backends.empty()) {
+    backend_config fallback;
+    fallback.url = defaults::default_backend_url;
+    config.backends.push_back(std::move(fallback));
+  }
+  std::set<std::string> names;
+  for (auto& backend : config.backends) {
+    std::string error;
+    auto target = parse_http_url(backend.url, error);
+    if (!target)
+      throw config_error(
+          fmt::format("backend {}: {}", backend.name.empty() ? backend.url : backend.name, error));
+    backend.target = std::move(*target);
+    if (backend.name.empty())
+      backend.name =
+          fmt::format("{}@{}:{}", backend.kind, backend.target.host, backend.target.port);
+    if (!names.insert(backend.name).second)
+      throw config_error(
+          fmt::format("two backends are named \"{}\"; give each a unique name", backend.name));
+    // An exchange never outlives the task that waits for it.
+    backend.timeouts.total = std::min(backend.timeouts.total, config.engine.task_timeout);
+  }
+  if (config.engine.batch_timeout < config.engine.task_timeout)
+    config.engine.batch_timeout = config.engine.task_timeout;
+}
+
+} // namespace offload

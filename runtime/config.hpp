@@ -1,0 +1,50 @@
+#pragma once
+// Daemon configuration: the YAML file (full form) and the command-line shortcuts, merged into
+// one immutable value. Every key is documented in docs/configuration.md.
+
+#include "actors/spawn.hpp"
+#include "runtime/http_client.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace offload {
+
+// A configuration problem, with file and line when it came from a file.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct backend_config {
+  std::string name; // unique; defaults to "<kind>@<host>:<port>"
+  std::string kind = "ollama";
+  std::string url;
+  http_target target; // parsed from url
+  size_t max_concurrency = defaults::backend_max_concurrency;
+  http_timeouts timeouts;
+};
+
+struct daemon_config {
+  std::vector<backend_config> backends;
+  engine_settings engine;
+  std::string log_level = "info";
+};
+
+// Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+// Parses "KIND=URL" as given to --backend.
+backend_config parse_backend_flag(std::string_view flag);
+
+// Reads a YAML configuration file. Unknown keys and bad values are errors naming file and line.
+daemon_config load_config_file(const std::string& path);
+
+// Fills derived fields (names, parsed URLs, total timeouts) and checks the whole; throws
+// config_error. Adds the default Ollama backend when none is configured.
+void finalize_config(daemon_config& config);
+
+} // namespace offload

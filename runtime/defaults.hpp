@@ -1,0 +1,50 @@
+#pragma once
+// Every default limit and timeout, grouped by subsystem, each with the reason for its value.
+// Configuration (YAML or flags) overrides them; nothing else hard-codes a number.
+
+#include <chrono>
+#include <cstddef>
+
+namespace offload::defaults {
+
+using namespace std::chrono_literals;
+
+// -- batches -------------------------------------------------------------------------------------
+
+// The original server's limit; keeps one call from monopolising the local LLMs.
+inline constexpr size_t max_tasks_per_batch = 10;
+// A task description is an instruction, not a document; 32 KiB is generous.
+inline constexpr size_t max_task_chars = 32 * 1024;
+// Context may hold a whole source file; 256 KiB stays well inside local models' windows' reach.
+inline constexpr size_t max_context_chars = 256 * 1024;
+// A cold model load on a laptop can take a minute; generation of a long answer another few.
+inline constexpr auto task_timeout = 300s;
+// A batch of 10 sequential tasks must still end in bounded time.
+inline constexpr auto batch_timeout = 900s;
+
+// -- backends ------------------------------------------------------------------------------------
+
+// Ollama handles one request per model at a time by default (OLLAMA_NUM_PARALLEL=1) but queues
+// the rest; 4 in flight keeps a GPU busy without piling requests up in Ollama's own queue.
+inline constexpr size_t backend_max_concurrency = 4;
+// Loopback or LAN: a connect that takes longer than this will not succeed.
+inline constexpr auto connect_timeout = 5s;
+// Covers loading a model into memory before the first token.
+inline constexpr auto first_token_timeout = 120s;
+// A stream that goes silent this long mid-answer is stuck.
+inline constexpr auto idle_timeout = 60s;
+// Largest response body we accept from an LLM server (a runaway generation).
+inline constexpr size_t max_response_bytes = 16 * 1024 * 1024;
+
+// -- transports ----------------------------------------------------------------------------------
+
+// Largest JSON-RPC message accepted on stdio; larger lines are rejected, not buffered forever.
+inline constexpr size_t max_message_bytes = 4 * 1024 * 1024;
+
+// -- models --------------------------------------------------------------------------------------
+
+// The original server's default coding model.
+inline constexpr const char* default_model = "qwen2.5-coder:7b";
+inline constexpr const char* default_backend_url = "http://127.0.0.1:11434";
+
+} // namespace offload::defaults

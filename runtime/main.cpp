@@ -1,0 +1,146 @@
+// offload: an MCP server that hands routine coding work to local LLMs.
+// Subcommands: `serve` (the daemon) and `fakellm` (a fake Ollama for tests and demos).
+
+#include "runtime/config.hpp"
+#include "runtime/fakellm.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/serve.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace {
+
+using namespace offload;
+
+struct serve_flags {
+  std::string config_file;
+  std::vector<std::string> backends;
+  std::string model;
+  size_t max_concurrency = 0;
+  size_t max_tasks = 0;
+  std::string task_timeout;
+  std::string batch_timeout;
+  std::string log_level;
+  bool stdio = false;
+};
+
+serve_options build_serve_options(const serve_flags& flags) {
+  serve_options options;
+  auto& config = options.config;
+  if (!flags.config_file.empty())
+    config = load_config_file(flags.config_file);
+  // Command-line backends replace the file's: the command line is the more specific intent.
+  if (!flags.backends.empty()) {
+    config.backends.clear();
+    for (const auto& flag : flags.backends)
+      config.backends.push_back(parse_backend_flag(flag));
+  }
+  if (flags.max_concurrency > 0) {
+    if (config.backends.empty())
+      config.backends.push_back(
+          parse_backend_flag(std::string{"ollama="} + defaults::default_backend_url));
+    for (auto& backend : config.backends)
+      backend.max_concurrency = flags.max_concurrency;
+  }
+  if (!flags.model.empty())
+    config.engine.default_model = flags.model;
+  if (flags.max_tasks > 0)
+    config.engine.limits.max_tasks = flags.max_tasks;
+  if (!flags.task_timeout.empty())
+    config.engine.task_timeout = parse_duration(flags.task_timeout);
+  if (!flags.batch_timeout.empty())
+    config.engine.batch_timeout = parse_duration(flags.batch_timeout);
+  if (!flags.log_level.empty())
+    config.log_level = flags.log_level;
+  finalize_config(config);
+  options.stdio = true; // the only transport so far
+  return options;
+}
+
+fakellm_options build_fakellm_options(const std::string& listen, size_t slots,
+                                      const std::string& models) {
+  fakellm_options options;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos)
+    throw config_error(
+        fmt::format("--listen \"{}\": expected HOST:PORT, e.g. 127.0.0.1:0", listen));
+  options.host = listen.substr(0, colon);
+  int port = -1;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535)
+    throw config_error(fmt::format("--listen \"{}\": the port must be 0..65535", listen));
+  options.port = static_cast<uint16_t>(port);
+  options.slots = slots;
+  if (!models.empty()) {
+    options.models.clear();
+    size_t start = 0;
+    while (start <= models.size()) {
+      auto comma = models.find(',', start);
+      auto name =
+          models.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!name.empty())
+        options.models.push_back(name);
+      if (comma == std::string::npos)
+        break;
+      start = comma + 1;
+    }
+  }
+  return options;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"offload: hand routine coding work from AI agents to local LLMs (an MCP server)"};
+  app.set_version_flag("--version", offload::version_string);
+  app.require_subcommand(1);
+
+  serve_flags flags;
+  auto* serve = app.add_subcommand("serve", "Run the MCP server");
+  serve->add_flag("--stdio", flags.stdio, "Serve MCP over stdin/stdout (the default)");
+  serve->add_option("--config", flags.config_file, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  serve->add_option("--backend", flags.backends,
+                    "LLM backend as KIND=URL, e.g. ollama=http://127.0.0.1:11434 (repeatable; "
+                    "replaces the config file's backends)");
+  serve->add_option("--model", flags.model, "Default model for tasks that name none");
+  serve->add_option("--max-concurrency", flags.max_concurrency, "Concurrent requests per backend")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--max-tasks", flags.max_tasks, "Most tasks in one batch")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--task-timeout", flags.task_timeout, "Per-task deadline, e.g. 300s");
+  serve->add_option("--batch-timeout", flags.batch_timeout, "Per-batch deadline, e.g. 900s");
+  serve->add_option("--log-level", flags.log_level,
+                    "trace, debug, info, warn, error, critical or off (logs go to stderr)");
+
+  std::string listen = "127.0.0.1:0";
+  size_t slots = 4;
+  std::string models;
+  std::string fake_log_level = "info";
+  auto* fake = app.add_subcommand("fakellm", "Run a fake Ollama server for tests and demos");
+  fake->add_option("--listen", listen, "HOST:PORT to bind (port 0 picks a free one)");
+  fake->add_option("--slots", slots, "Concurrent generations; more requests wait (0: no limit)");
+  fake->add_option("--models", models, "Comma-separated model names to serve");
+  fake->add_option("--log-level", fake_log_level, "Log level (stderr)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (serve->parsed()) {
+      auto options = build_serve_options(flags);
+      setup_logging(options.config.log_level);
+      return run_serve(options);
+    }
+    setup_logging(fake_log_level);
+    return run_fakellm(build_fakellm_options(listen, slots, models));
+  } catch (const std::exception& e) {
+    std::cerr << "offload: " << e.what() << '\n';
+    return 2;
+  }
+}

@@ -1,0 +1,88 @@
+#include "runtime/serve.hpp"
+
+#include "runtime/stdio_transport.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <thread>
+
+namespace offload {
+
+namespace {
+
+namespace asio = boost::asio;
+
+// CAF's own logger and console output stay silent: stdout is reserved for the protocol.
+class offload_actor_config : public caf::actor_system_config {
+public:
+  offload_actor_config() {
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+} // namespace
+
+int run_serve(const serve_options& options) {
+  const auto& config = options.config;
+  std::signal(SIGPIPE, SIG_IGN); // a vanished peer is an error code, not a dead daemon
+
+  offload_actor_config actor_config;
+  caf::actor_system sys{actor_config};
+
+  // One thread runs every socket; actors reach it only by posting.
+  asio::io_context io{1};
+  auto work = asio::make_work_guard(io);
+  std::thread io_thread{[&io] { io.run(); }};
+
+  std::vector<backend_actor> backends;
+  for (const auto& b : config.backends) {
+    auto client = make_ollama_client(io, b.target, b.timeouts, b.max_concurrency);
+    backends.push_back(spawn_backend(sys, {b.name, b.max_concurrency}, std::move(client)));
+    spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
+                 b.target.display(), b.max_concurrency);
+  }
+  auto router = spawn_router(sys, backends);
+  auto engine = std::make_shared<const engine_settings>(config.engine);
+
+  stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};
+  auto session =
+      spawn_mcp_session(sys, {"stdio", version_string}, transport.sink(), router, engine);
+
+  asio::signal_set signals{io, SIGINT, SIGTERM};
+  signals.async_wait([session](boost::system::error_code ec, int signal) {
+    if (ec)
+      return;
+    spdlog::info("received signal {}; shutting down", signal);
+    caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+  });
+
+  spdlog::info("offload {} serving MCP on stdio (default model {})", version_string,
+               config.engine.default_model);
+  transport.start(session);
+  caf::scoped_actor self{sys};
+  self->wait_for(session);
+  transport.stop();
+  // The backends own sockets of `io`: they must be gone before the io_context is.
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  for (auto& backend : backends)
+    caf::anon_send_exit(backend, caf::exit_reason::user_shutdown);
+  self->wait_for(router);
+  for (auto& backend : backends)
+    self->wait_for(backend);
+  backends.clear();
+  // Exchanges still on the wire belong to tasks that are gone; dropping them is correct.
+  work.reset();
+  io.stop();
+  io_thread.join();
+  spdlog::info("offload stopped");
+  return 0;
+}
+
+} // namespace offload

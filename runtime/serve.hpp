@@ -1,0 +1,21 @@
+#pragma once
+// `offload serve`: wires configuration, the actor system, the I/O thread and the transports.
+
+#include "runtime/config.hpp"
+
+#include <string>
+
+namespace offload {
+
+struct serve_options {
+  daemon_config config;
+  bool stdio = true;
+  size_t max_message_bytes = defaults::max_message_bytes;
+};
+
+// Runs until the transport closes (EOF on stdin) or SIGINT/SIGTERM; returns the exit code.
+int run_serve(const serve_options& options);
+
+inline constexpr const char* version_string = "0.1.0";
+
+} // namespace offload

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs whatever is missing (Debian 12 packages; the npm test clients with --with-node) and
+# builds offload into build/. Safe to run again: installed packages, node_modules and the build
+# are reused.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+with_node=0
+cmake_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --with-node) with_node=1 ;;
+    --require-e2e) cmake_args+=(-DOFFLOAD_REQUIRE_E2E=ON) ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+packages=(ca-certificates g++ cmake ninja-build pkg-config libcaf-dev libboost1.81-dev
+          nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libcli11-dev
+          libsystemd-dev)
+if [ "$with_node" = 1 ]; then
+  packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A Node.js from elsewhere (e.g. /usr/local/bin) serves as well as Debian's.
+if [ "$with_node" = 1 ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do
+    [ "$p" = nodejs ] || [ "$p" = npm ] || filtered+=("$p")
+  done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$with_node" = 1 ]; then
+  # node_modules is reinstalled only when the lockfile changed.
+  if ! cmp -s package-lock.json node_modules/.offload-lock 2>/dev/null; then
+    echo "==> installing npm test clients (package-lock.json)"
+    npm ci --no-audit --no-fund --loglevel=error
+    cp package-lock.json node_modules/.offload-lock
+  fi
+fi
+
+echo "==> building offload (build/)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]+"${cmake_args[@]}"}" >/dev/null
+cmake --build build -j "$(nproc)"

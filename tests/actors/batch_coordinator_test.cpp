@@ -1,0 +1,203 @@
+#define CAF_SUITE batch_coordinator
+#include <caf/test/dsl.hpp>
+
+#include "actors/batch_coordinator.hpp"
+#include "tests/actors/fakes.hpp"
+
+using namespace offload;
+using namespace offload::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixture : test_coordinator_fixture<> {
+  std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
+  router_actor router = sys.spawn(scripted_router, seen);
+  engine_settings_ptr settings = test_settings(5s, 60s);
+  std::optional<batch_result> result;
+
+  ~fixture() override {
+    caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    consume_messages();
+  }
+
+  batch_coordinator_actor spawn_aut(batch_spec_ptr spec, task_factory factory = nullptr) {
+    if (!factory)
+      factory = default_task_factory(router, settings, spec, "test");
+    return spawn_batch_coordinator_with(sys, spec, settings, std::move(factory), "test");
+  }
+
+  const task_result& task(size_t i) {
+    CAF_REQUIRE(result.has_value());
+    return result->tasks.at(i);
+  }
+};
+
+// Reads the coordinator's answer from `handle` (it must have arrived).
+template <class Handle>
+void read_result(Handle& handle, std::optional<batch_result>& out) {
+  handle.receive([&out](batch_result& r) { out = std::move(r); },
+                 [](caf::error& err) { CAF_FAIL("coordinator failed: " << caf::to_string(err)); });
+}
+
+// A task actor that throws as soon as it runs: an exception inside a task.
+caf::behavior throwing_task(caf::event_based_actor*) {
+  throw std::runtime_error("boom");
+}
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(batch_coordinator_tests, fixture)
+
+CAF_TEST(every task of a healthy batch succeeds in input order) {
+  auto aut = spawn_aut(make_spec({"a", "b", "c"}));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_REQUIRE_EQUAL(result->tasks.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    CAF_CHECK_EQUAL(task(i).index, i);
+    CAF_CHECK(task(i).status == task_status::ok);
+    CAF_CHECK_EQUAL(task(i).backend, "scripted");
+    CAF_CHECK_EQUAL(task(i).model, "test-model");
+  }
+  CAF_CHECK_EQUAL(task(0).text, "echo:a");
+  CAF_CHECK_EQUAL(task(2).text, "echo:c");
+}
+
+CAF_TEST(a failing task becomes its own error while siblings succeed) {
+  auto aut = spawn_aut(make_spec({"one", "please fail", "three"}));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::error);
+  CAF_CHECK(task(1).error.code == errc::backend_http_error);
+  CAF_CHECK(task(1).error.retryable);
+  CAF_CHECK_EQUAL(task(1).error.message, "HTTP 500 from the LLM server");
+  CAF_CHECK(task(2).status == task_status::ok);
+  CAF_CHECK_EQUAL(task(2).text, "echo:three");
+}
+
+CAF_TEST(a task that throws becomes a crashed task while siblings succeed) {
+  auto spec = make_spec({"ok one", "throws", "ok two"});
+  auto normal = default_task_factory(router, settings, spec, "test");
+  auto factory = [&, normal](batch_coordinator_actor coordinator, size_t index,
+                             std::shared_ptr<const std::string> previous, task_deadline deadline) {
+    if (index == 1)
+      return sys.spawn(throwing_task);
+    return normal(coordinator, index, std::move(previous), deadline);
+  };
+  auto aut = spawn_aut(spec, factory);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::error);
+  CAF_CHECK(task(1).error.code == errc::task_crashed);
+  CAF_CHECK(task(2).status == task_status::ok);
+}
+
+CAF_TEST(a killed task becomes a crashed task) {
+  auto spec = make_spec({"hang here", "fine"});
+  auto normal = default_task_factory(router, settings, spec, "test");
+  caf::actor victim;
+  auto factory = [&, normal](batch_coordinator_actor coordinator, size_t index,
+                             std::shared_ptr<const std::string> previous, task_deadline deadline) {
+    auto task = normal(coordinator, index, std::move(previous), deadline);
+    if (index == 0)
+      victim = task;
+    return task;
+  };
+  auto aut = spawn_aut(spec, factory);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_REQUIRE(victim != nullptr);
+  caf::anon_send_exit(victim, caf::exit_reason::kill);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).error.code == errc::task_crashed);
+  CAF_CHECK(task(1).status == task_status::ok);
+}
+
+CAF_TEST(a task past its deadline times out while siblings succeed) {
+  auto aut = spawn_aut(make_spec({"first", "hang forever", "third"}));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  // Two tasks reported; the hanging one holds the batch open until its deadline.
+  CAF_CHECK(self->mailbox().empty());
+  CAF_CHECK(trigger_timeout()); // the task's 5 s request timeout (it comes before the batch's)
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::error);
+  CAF_CHECK(task(1).error.code == errc::timeout);
+  CAF_CHECK(task(1).error.retryable);
+  CAF_CHECK(task(2).status == task_status::ok);
+}
+
+CAF_TEST(the batch deadline answers for tasks that are still running) {
+  settings = test_settings(120s, 10s); // the batch deadline comes first
+  auto aut = spawn_aut(make_spec({"hang a", "done", "hang b"}));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  // Both hanging tasks got what was left of the batch deadline (10 s), not their own 120 s.
+  CAF_CHECK_EQUAL(trigger_timeouts(), 2u);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).error.code == errc::timeout);
+  CAF_CHECK(task(1).status == task_status::ok);
+  CAF_CHECK(task(2).error.code == errc::timeout);
+  CAF_CHECK_NOT_EQUAL(task(2).error.message.find("within 10000 ms"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(task(2).error.message.find("batch deadline"), std::string::npos);
+}
+
+CAF_TEST(sequential tasks see the previous successful result) {
+  auto aut = spawn_aut(make_spec({"step one", "please fail", "step three"}, true));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::error);
+  CAF_CHECK(task(2).status == task_status::ok);
+  // Task 3 got task 1's answer (the last successful one), not task 2's failure.
+  CAF_CHECK_NOT_EQUAL(task(2).text.find("step three"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(task(2).text.find("echo:step one"), std::string::npos);
+  CAF_CHECK_EQUAL(task(0).text.find("Result of the previous step"), std::string::npos);
+}
+
+CAF_TEST(sequential tasks run one at a time) {
+  auto aut = spawn_aut(make_spec({"hang first", "second"}, true));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  // Only the first task was started; the second waits for it.
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  CAF_CHECK(trigger_timeout());
+  consume_messages();
+  CAF_REQUIRE_EQUAL(seen->size(), 2u);
+  CAF_CHECK_EQUAL(seen->at(1), "second");
+  read_result(handle, result);
+  CAF_CHECK(task(0).error.code == errc::timeout);
+  CAF_CHECK(task(1).status == task_status::ok);
+}
+
+CAF_TEST(a sequential chain never runs past the batch deadline) {
+  settings = test_settings(6s, 10s);
+  auto aut = spawn_aut(make_spec({"hang one", "hang two", "never started"}, true));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_CHECK(trigger_timeout()); // task 1 uses its full 6 s
+  consume_messages();
+  CAF_CHECK(trigger_timeout()); // task 2 only gets the 4 s left of the batch
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK_NOT_EQUAL(task(0).error.message.find("within 6000 ms (the task timeout)"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(task(1).error.message.find("within 4000 ms"), std::string::npos);
+  CAF_CHECK(task(2).error.code == errc::timeout);
+  CAF_CHECK_NOT_EQUAL(task(2).error.message.find("before this task could start"),
+                      std::string::npos);
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,0 +1,187 @@
+#define CAF_SUITE mcp_session
+#include <caf/test/dsl.hpp>
+
+#include "tests/actors/fakes.hpp"
+
+#include <nlohmann/json.hpp>
+
+using namespace offload;
+using namespace offload::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+struct fixture : test_coordinator_fixture<> {
+  std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
+  router_actor router = sys.spawn(scripted_router, seen);
+  std::shared_ptr<std::vector<std::string>> sent = std::make_shared<std::vector<std::string>>();
+  mcp_session_actor aut = spawn_mcp_session(
+      sys, {"test", "9.9.9"}, [out = sent](std::string text) { out->push_back(std::move(text)); },
+      router, test_settings(5s, 60s));
+
+  ~fixture() override {
+    caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    consume_messages();
+  }
+
+  // Sends one line to the session and returns everything it wrote in response.
+  std::vector<json> exchange(const std::string& line) {
+    sent->clear();
+    self->send(aut, mcp_in_atom_v, line);
+    consume_messages();
+    std::vector<json> out;
+    for (const auto& text : *sent) {
+      CAF_CHECK_EQUAL(text.find('\n'), std::string::npos);
+      out.push_back(json::parse(text));
+    }
+    return out;
+  }
+
+  json one(const std::string& line) {
+    auto out = exchange(line);
+    CAF_REQUIRE_EQUAL(out.size(), 1u);
+    return out[0];
+  }
+
+  void initialize() {
+    auto reply = one(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":)"
+                     R"({"protocolVersion":"2025-06-18","capabilities":{},)"
+                     R"("clientInfo":{"name":"t","version":"1"}}})");
+    CAF_REQUIRE(reply.contains("result"));
+    CAF_REQUIRE(exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})").empty());
+  }
+
+  json call(int id, const json& name, const json& args) {
+    json msg = {{"jsonrpc", "2.0"},
+                {"id", id},
+                {"method", "tools/call"},
+                {"params", {{"name", name}, {"arguments", args}}}};
+    return one(msg.dump());
+  }
+};
+
+int error_code(const json& reply) {
+  CAF_REQUIRE(reply.contains("error"));
+  return reply["error"]["code"].get<int>();
+}
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(mcp_session_tests, fixture)
+
+CAF_TEST(initialize negotiates the version and reports the server) {
+  auto reply = one(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":)"
+                   R"({"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{}}})");
+  CAF_CHECK_EQUAL(reply["id"].get<int>(), 1);
+  CAF_CHECK_EQUAL(reply["result"]["protocolVersion"].get<std::string>(), "2025-03-26");
+  CAF_CHECK_EQUAL(reply["result"]["serverInfo"]["version"].get<std::string>(), "9.9.9");
+  CAF_CHECK(reply["result"]["capabilities"].contains("tools"));
+  auto again = one(R"({"jsonrpc":"2.0","id":2,"method":"initialize","params":)"
+                   R"({"protocolVersion":"2025-03-26"}})");
+  CAF_CHECK_EQUAL(error_code(again), -32600);
+}
+
+CAF_TEST(malformed json gets a parse error and the session keeps working) {
+  auto reply = one("{\"jsonrpc\":\"2.0\",\"id\":1,");
+  CAF_CHECK_EQUAL(error_code(reply), -32700);
+  CAF_CHECK(reply["id"].is_null());
+  auto pong = one(R"({"jsonrpc":"2.0","id":"p","method":"ping"})");
+  CAF_CHECK(pong["result"].is_object());
+}
+
+CAF_TEST(requests before initialize are refused except ping) {
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})")), -32600);
+  CAF_CHECK(one(R"({"jsonrpc":"2.0","id":2,"method":"ping"})").contains("result"));
+}
+
+CAF_TEST(unknown methods and bad params get precise errors) {
+  initialize();
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":1,"method":"nope/nope"})")), -32601);
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}})")),
+                  -32602);
+  auto unknown = call(3, "no_such_tool", json::object());
+  CAF_CHECK_EQUAL(error_code(unknown), -32602);
+  CAF_CHECK_NOT_EQUAL(unknown["error"]["message"].get<std::string>().find("batch_offload"),
+                      std::string::npos);
+  CAF_CHECK_EQUAL(error_code(one(R"([{"jsonrpc":"2.0","id":4,"method":"ping"}])")), -32600);
+}
+
+CAF_TEST(notifications and stray responses get no reply) {
+  initialize();
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","method":"notifications/whatever"})").empty());
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":5,"result":{}})").empty());
+}
+
+CAF_TEST(tools list shows both tools) {
+  initialize();
+  auto reply = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 2u);
+}
+
+CAF_TEST(bad tool arguments are an error result naming the field) {
+  initialize();
+  auto reply = call(1, "batch_offload", json{{"tasks", json::array()}});
+  CAF_CHECK(reply["result"]["isError"].get<bool>());
+  auto text = reply["result"]["content"][0]["text"].get<std::string>();
+  CAF_CHECK_EQUAL(text.rfind("Invalid arguments for batch_offload: tasks:", 0), 0u);
+  // Nothing was started for the bad call.
+  CAF_CHECK(seen->empty());
+}
+
+CAF_TEST(a batch call answers with text and structured content) {
+  initialize();
+  auto reply =
+      call(7, "batch_offload", json{{"tasks", {{{"task", "alpha"}}, {{"task", "fail beta"}}}}});
+  CAF_CHECK_EQUAL(reply["id"].get<int>(), 7);
+  const auto& result = reply["result"];
+  CAF_CHECK(!result["isError"].get<bool>());
+  const auto& tasks = result["structuredContent"]["tasks"];
+  CAF_REQUIRE_EQUAL(tasks.size(), 2u);
+  CAF_CHECK_EQUAL(tasks[0]["text"].get<std::string>(), "echo:alpha");
+  CAF_CHECK_EQUAL(tasks[1]["error"]["code"].get<std::string>(), "backend_http_error");
+  auto text = result["content"][0]["text"].get<std::string>();
+  CAF_CHECK_NOT_EQUAL(text.find("Summary: 1 of 2 tasks succeeded"), std::string::npos);
+}
+
+CAF_TEST(when every task fails the result is an error) {
+  initialize();
+  auto reply = call(8, "offload_work", json{{"task", "fail please"}});
+  CAF_CHECK(reply["result"]["isError"].get<bool>());
+  CAF_CHECK_NOT_EQUAL(
+      reply["result"]["content"][0]["text"].get<std::string>().find("FALLBACK_TO_CLOUD"),
+      std::string::npos);
+}
+
+CAF_TEST(a cancelled call sends no response) {
+  initialize();
+  auto none = exchange(R"({"jsonrpc":"2.0","id":9,"method":"tools/call","params":)"
+                       R"({"name":"offload_work","arguments":{"task":"hang"}}})");
+  CAF_CHECK(none.empty());
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":)"
+                     R"({"requestId":9,"reason":"user"}})")
+                .empty());
+  // The call's deadline passes later: still nothing is sent for it.
+  trigger_timeouts();
+  consume_messages();
+  CAF_CHECK(sent->empty());
+}
+
+CAF_TEST(closing waits for running calls and then stops the session) {
+  initialize();
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":11,"method":"tools/call","params":)"
+                     R"({"name":"offload_work","arguments":{"task":"hang"}}})")
+                .empty());
+  self->monitor(aut);
+  self->send(aut, mcp_eof_atom_v);
+  consume_messages();
+  CAF_CHECK(sent->empty());
+  CAF_CHECK(trigger_timeout()); // the task's deadline: the call answers
+  consume_messages();
+  CAF_REQUIRE_EQUAL(sent->size(), 1u);
+  CAF_CHECK(json::parse(sent->at(0))["result"]["isError"].get<bool>());
+  expect((caf::down_msg), from(aut).to(self).with(_));
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()

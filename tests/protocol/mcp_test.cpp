@@ -1,0 +1,46 @@
+#define CAF_SUITE mcp
+#include <caf/test/unit_test.hpp>
+
+#include "protocol/mcp.hpp"
+
+using namespace offload;
+using json = nlohmann::json;
+
+CAF_TEST(supported versions are echoed and others get the latest) {
+  std::string error;
+  for (auto v : {"2025-11-25", "2025-06-18", "2025-03-26"}) {
+    auto got = mcp::negotiate_version(json{{"protocolVersion", v}}, error);
+    CAF_REQUIRE(got.has_value());
+    CAF_CHECK_EQUAL(*got, v);
+  }
+  auto other = mcp::negotiate_version(json{{"protocolVersion", "1999-01-01"}}, error);
+  CAF_REQUIRE(other.has_value());
+  CAF_CHECK_EQUAL(*other, "2025-11-25");
+}
+
+CAF_TEST(malformed initialize params name the field) {
+  std::string error;
+  CAF_CHECK(!mcp::negotiate_version(json::array(), error));
+  CAF_CHECK(!mcp::negotiate_version(json{{"protocolVersion", 5}}, error));
+  CAF_CHECK_NOT_EQUAL(error.find("protocolVersion"), std::string::npos);
+}
+
+CAF_TEST(the catalogue has both tools with object schemas) {
+  auto tools = mcp::tool_catalogue();
+  CAF_REQUIRE_EQUAL(tools.size(), 2u);
+  for (const auto& tool : tools) {
+    CAF_CHECK_EQUAL(tool["inputSchema"]["type"].get<std::string>(), "object");
+    CAF_CHECK_EQUAL(tool["outputSchema"]["type"].get<std::string>(), "object");
+  }
+  CAF_CHECK_EQUAL(tools[0]["name"].get<std::string>(), "batch_offload");
+  CAF_CHECK_EQUAL(tools[1]["name"].get<std::string>(), "offload_work");
+}
+
+CAF_TEST(tool results carry text and optional structured content) {
+  auto plain = mcp::tool_result("hi", false);
+  CAF_CHECK_EQUAL(plain["content"][0]["text"].get<std::string>(), "hi");
+  CAF_CHECK(!plain.contains("structuredContent"));
+  auto rich = mcp::tool_result("hi", true, json{{"a", 1}});
+  CAF_CHECK(rich["isError"].get<bool>());
+  CAF_CHECK_EQUAL(rich["structuredContent"]["a"].get<int>(), 1);
+}

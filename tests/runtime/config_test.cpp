@@ -1,0 +1,151 @@
+#define CAF_SUITE config
+#include <caf/test/unit_test.hpp>
+
+#include "runtime/config.hpp"
+
+#include <cstdio>
+#include <fstream>
+
+using namespace offload;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Writes `text` to a temporary file that is removed at the end of the test.
+struct temp_yaml {
+  std::string path;
+  explicit temp_yaml(const std::string& text) {
+    char name[] = "/tmp/offload-config-XXXXXX";
+    int fd = mkstemp(name);
+    CAF_REQUIRE(fd >= 0);
+    path = name;
+    std::ofstream{path} << text;
+    ::close(fd);
+  }
+  ~temp_yaml() { std::remove(path.c_str()); }
+};
+
+std::string load_error(const std::string& text) {
+  temp_yaml file{text};
+  try {
+    load_config_file(file.path);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  CAF_FAIL("expected a config error for: " << text);
+}
+
+} // namespace
+
+CAF_TEST(durations accept units) {
+  CAF_CHECK(parse_duration("250ms") == milliseconds{250});
+  CAF_CHECK(parse_duration("30s") == milliseconds{30000});
+  CAF_CHECK(parse_duration("30") == milliseconds{30000});
+  CAF_CHECK(parse_duration("2m") == milliseconds{120000});
+  CAF_CHECK(parse_duration("1h") == milliseconds{3600000});
+  for (auto bad : {"", "s", "-1s", "3 days", "1.5s"}) {
+    bool threw = false;
+    try {
+      parse_duration(bad);
+    } catch (const config_error&) {
+      threw = true;
+    }
+    CAF_CHECK(threw);
+  }
+}
+
+CAF_TEST(backend flags need a known kind and a url) {
+  auto b = parse_backend_flag("ollama=http://127.0.0.1:9");
+  CAF_CHECK_EQUAL(b.kind, "ollama");
+  CAF_CHECK_EQUAL(b.url, "http://127.0.0.1:9");
+  bool threw = false;
+  try {
+    parse_backend_flag("http://127.0.0.1:9");
+  } catch (const config_error&) {
+    threw = true;
+  }
+  CAF_CHECK(threw);
+}
+
+CAF_TEST(a full file is read) {
+  temp_yaml file{R"(log_level: debug
+default_model: llama3.2:3b
+batch:
+  max_tasks: 5
+  task_timeout: 10s
+  batch_timeout: 1m
+backends:
+  - name: gpu
+    url: http://127.0.0.1:11434/
+    max_concurrency: 8
+    timeouts: {connect: 1s, first_token: 20s, idle: 5s}
+)"};
+  auto config = load_config_file(file.path);
+  finalize_config(config);
+  CAF_CHECK_EQUAL(config.log_level, "debug");
+  CAF_CHECK_EQUAL(config.engine.default_model, "llama3.2:3b");
+  CAF_CHECK_EQUAL(config.engine.limits.max_tasks, 5u);
+  CAF_CHECK(config.engine.task_timeout == milliseconds{10000});
+  CAF_REQUIRE_EQUAL(config.backends.size(), 1u);
+  const auto& b = config.backends[0];
+  CAF_CHECK_EQUAL(b.name, "gpu");
+  CAF_CHECK_EQUAL(b.max_concurrency, 8u);
+  CAF_CHECK_EQUAL(b.target.port, "11434");
+  CAF_CHECK_EQUAL(b.target.base_path, "");
+  CAF_CHECK(b.timeouts.first_token == milliseconds{20000});
+  // The total never exceeds the task deadline.
+  CAF_CHECK(b.timeouts.total == milliseconds{10000});
+}
+
+CAF_TEST(no backend means the default ollama) {
+  daemon_config config;
+  finalize_config(config);
+  CAF_REQUIRE_EQUAL(config.backends.size(), 1u);
+  CAF_CHECK_EQUAL(config.backends[0].name, "ollama@127.0.0.1:11434");
+}
+
+CAF_TEST(unknown keys are errors naming key and line) {
+  auto error = load_error("batch:\n  max_tasks: 3\n  max_taks: 4\n");
+  CAF_CHECK_NOT_EQUAL(error.find(":3:"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(error.find("max_taks"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("colour: red\n").find("colour"), std::string::npos);
+}
+
+CAF_TEST(bad values are errors naming the field) {
+  CAF_CHECK_NOT_EQUAL(load_error("batch:\n  max_tasks: 0\n").find("at least 1"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("batch:\n  task_timeout: soon\n").find("task_timeout"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("backends:\n  - kind: ollama\n").find("url"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("backends:\n  - url: http://x\n    kind: vllm\n").find("vllm"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("batch: [\n").find(":"), std::string::npos);
+}
+
+CAF_TEST(urls must be http) {
+  daemon_config config;
+  backend_config b;
+  b.url = "https://example.invalid";
+  config.backends.push_back(b);
+  bool threw = false;
+  try {
+    finalize_config(config);
+  } catch (const config_error& e) {
+    threw = std::string{e.what()}.find("only http://") != std::string::npos;
+  }
+  CAF_CHECK(threw);
+}
+
+CAF_TEST(the shipped default config loads and matches the built - in defaults) {
+  auto config = load_config_file(OFFLOAD_SOURCE_DIR "/configs/offload.yaml");
+  finalize_config(config);
+  daemon_config builtin;
+  finalize_config(builtin);
+  CAF_CHECK_EQUAL(config.engine.default_model, builtin.engine.default_model);
+  CAF_CHECK_EQUAL(config.engine.limits.max_tasks, builtin.engine.limits.max_tasks);
+  CAF_CHECK(config.engine.task_timeout == builtin.engine.task_timeout);
+  CAF_CHECK(config.engine.batch_timeout == builtin.engine.batch_timeout);
+  CAF_REQUIRE_EQUAL(config.backends.size(), 1u);
+  CAF_CHECK_EQUAL(config.backends[0].target.display(), builtin.backends[0].target.display());
+  CAF_CHECK_EQUAL(config.backends[0].max_concurrency, builtin.backends[0].max_concurrency);
+  CAF_CHECK(config.backends[0].timeouts.first_token == builtin.backends[0].timeouts.first_token);
+}
