@@ -1,9 +1,11 @@
 #include "protocol/fakellm_script.hpp"
 
+#include <algorithm>
+#include <cassert>
 #include <charconv>
-#include <optional>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace offload::fakellm {
 
@@ -65,18 +67,32 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
   for (char c : text) {
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
-        else
-          out.push_back(c);
+    case '"':
+      out.append("\\\"");
+      break;
+    case '\\':
+      out.append("\\\\");
+      break;
+    case '\n':
+      out.append("\\n");
+      break;
+    case '\r':
+      out.append("\\r");
+      break;
+    case '\t':
+      out.append("\\t");
+      break;
+    case '\b':
+      out.append("\\b");
+      break;
+    case '\f':
+      out.append("\\f");
+      break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20)
+        fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+      else
+        out.push_back(c);
     }
   }
   out.push_back('"');
@@ -152,12 +168,18 @@ json describe_model(const std::string& name) {
 
 std::string_view to_string(fault f) {
   switch (f) {
-    case fault::none: return "none";
-    case fault::http500: return "http500";
-    case fault::drop: return "drop";
-    case fault::hang: return "hang";
-    case fault::malformed: return "malformed";
-    case fault::notfound: return "notfound";
+  case fault::none:
+    return "none";
+  case fault::http500:
+    return "http500";
+  case fault::drop:
+    return "drop";
+  case fault::hang:
+    return "hang";
+  case fault::malformed:
+    return "malformed";
+  case fault::notfound:
+    return "notfound";
   }
   return "none";
 }
@@ -349,6 +371,40 @@ std::string make_stats_body(const stats& counters) {
                {"waiting", counters.waiting},
                {"faults", std::move(faults)}};
   return body.dump();
+}
+
+bool slot_pool::try_acquire() {
+  if (closed_ || !waiters_.empty() || (capacity_ != 0 && in_use_ >= capacity_))
+    return false;
+  take();
+  return true;
+}
+
+slot_pool::ticket slot_pool::enqueue(std::function<void()> on_granted) {
+  return waiters_.insert(waiters_.end(), std::move(on_granted));
+}
+
+void slot_pool::release() {
+  assert(in_use_ > 0 && "a slot was released twice");
+  --in_use_;
+  if (closed_ || waiters_.empty())
+    return;
+  auto on_granted = std::move(waiters_.front());
+  waiters_.pop_front();
+  take();
+  on_granted();
+}
+
+void slot_pool::close() {
+  closed_ = true;
+  // Moved out first: a callback's destructor may release a slot and so call back into us.
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+}
+
+void slot_pool::take() {
+  ++in_use_;
+  max_in_use_ = std::max(max_in_use_, in_use_);
 }
 
 route route_request(std::string_view method, std::string_view target) {

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,14 +151,56 @@ std::string make_version_body();
 
 // Counters behind GET /_fake/stats.
 struct stats {
-  uint64_t requests = 0;      // POST /api/chat requests received, valid or not
-  size_t in_flight = 0;       // generations holding a slot now
-  size_t max_concurrent = 0;  // highest in_flight since start or the last reset
-  size_t waiting = 0;         // requests queued for a slot now
+  uint64_t requests = 0;     // POST /api/chat requests received, valid or not
+  size_t in_flight = 0;      // generations holding a slot now
+  size_t max_concurrent = 0; // highest in_flight since start or the last reset
+  size_t waiting = 0;        // requests queued for a slot now
   std::array<uint64_t, injectable_faults.size() + 1> faults{}; // injected, indexed by fault
 };
 
 std::string make_stats_body(const stats& counters);
+
+// -- slots ---------------------------------------------------------------------------------------
+
+// At most `capacity` generations hold a slot at once (0 = no limit); the rest wait first come,
+// first served. Not thread-safe: the server runs it on its one I/O thread.
+class slot_pool {
+public:
+  using waiter_list = std::list<std::function<void()>>;
+  using ticket = waiter_list::iterator;
+
+  explicit slot_pool(size_t capacity)
+      : capacity_(capacity) {}
+
+  // Takes a slot if one is free and nobody is queued ahead.
+  bool try_acquire();
+
+  // Queues a request; `on_granted` runs once a slot has been taken on its behalf.
+  ticket enqueue(std::function<void()> on_granted);
+
+  // Leaves the queue (the client went away); the ticket is invalid afterwards.
+  void cancel(ticket t) { waiters_.erase(t); }
+
+  // Returns a slot, handing it straight to the first waiter so a newcomer cannot overtake.
+  void release();
+
+  // Empties the queue (destroying the callbacks) and stops granting slots, for shutdown.
+  void close();
+
+  size_t in_use() const { return in_use_; }
+  size_t waiting() const { return waiters_.size(); }
+  size_t max_in_use() const { return max_in_use_; }
+  void reset_max() { max_in_use_ = in_use_; }
+
+private:
+  void take();
+
+  size_t capacity_;
+  size_t in_use_ = 0;
+  size_t max_in_use_ = 0;
+  waiter_list waiters_;
+  bool closed_ = false;
+};
 
 // -- routing -------------------------------------------------------------------------------------
 

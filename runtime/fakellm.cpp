@@ -14,8 +14,6 @@
 
 #include <csignal>
 #include <cstdio>
-#include <functional>
-#include <list>
 #include <memory>
 #include <optional>
 
@@ -45,69 +43,11 @@ constexpr std::string_view json_content_type = "application/json; charset=utf-8"
 
 using logger_ptr = std::shared_ptr<spdlog::logger>;
 
-// At most `capacity` generations hold a slot at once; the rest wait first come, first served.
-class slot_pool {
-public:
-  using waiter_list = std::list<std::function<void()>>;
-  using ticket = waiter_list::iterator;
-
-  explicit slot_pool(size_t capacity) : capacity_(capacity) {}
-
-  // Takes a slot if one is free and nobody is queued ahead.
-  bool try_acquire() {
-    if (!waiters_.empty() || (capacity_ != 0 && in_use_ >= capacity_))
-      return false;
-    take();
-    return true;
-  }
-
-  // Queues a request; `on_granted` runs once a slot is taken on its behalf.
-  ticket enqueue(std::function<void()> on_granted) {
-    return waiters_.insert(waiters_.end(), std::move(on_granted));
-  }
-
-  void cancel(ticket t) { waiters_.erase(t); }
-
-  // Hands the slot to the next waiter directly, so a newcomer cannot overtake the queue.
-  void release() {
-    --in_use_;
-    if (closed_ || waiters_.empty())
-      return;
-    auto on_granted = std::move(waiters_.front());
-    waiters_.pop_front();
-    take();
-    on_granted();
-  }
-
-  // At shutdown: waiters must die while the io_context still exists, and nobody gets a slot.
-  void close() {
-    closed_ = true;
-    waiters_.clear();
-  }
-
-  size_t in_use() const { return in_use_; }
-  size_t waiting() const { return waiters_.size(); }
-  size_t max_in_use() const { return max_in_use_; }
-  void reset_max() { max_in_use_ = in_use_; }
-
-private:
-  void take() {
-    ++in_use_;
-    max_in_use_ = std::max(max_in_use_, in_use_);
-  }
-
-  size_t capacity_;
-  size_t in_use_ = 0;
-  size_t max_in_use_ = 0;
-  waiter_list waiters_;
-  bool closed_ = false;
-};
-
 // Everything the connections share. Only the io_context thread touches it, so no locks.
 struct server_state {
   const fakellm_options& options;
   logger_ptr log;
-  slot_pool slots;
+  fakellm::slot_pool slots;
   uint64_t requests = 0;
   decltype(fakellm::stats::faults) faults{};
 
@@ -141,7 +81,9 @@ void append_header(std::string& out, http::response<http::empty_body>& header) {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, server_state& server)
-    : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket))
+      , server_(server)
+      , timer_(stream_.get_executor()) {}
 
   // A session that dies holding a slot (e.g. the server stops) must not leak it.
   ~session() { release_slot(); }
@@ -178,30 +120,32 @@ private:
     keep_alive_ = request.keep_alive();
     auto route = fakellm::route_request(request.method_string(), request.target());
     if (route.target == fakellm::endpoint::not_found)
-      return send_error(http::status::not_found, fmt::format("path {:?} not found",
-                                                             std::string{request.target()}));
+      return send_error(http::status::not_found,
+                        fmt::format("path {:?} not found", std::string{request.target()}));
     if (!route.method_allowed)
       return send_error(http::status::method_not_allowed,
                         fmt::format("method {} not allowed, use {}",
                                     std::string{request.method_string()}, route.allowed_method),
                         route.allowed_method);
     switch (route.target) {
-      case fakellm::endpoint::root:
-        return send(http::status::ok, "text/plain; charset=utf-8", "Ollama is running");
-      case fakellm::endpoint::chat: return handle_chat(request.body());
-      case fakellm::endpoint::tags:
-        return send_json(http::status::ok, fakellm::make_tags_body(server_.options.models));
-      case fakellm::endpoint::version:
-        return send_json(http::status::ok, fakellm::make_version_body());
-      case fakellm::endpoint::stats:
-        return send_json(http::status::ok, fakellm::make_stats_body(server_.snapshot()));
-      case fakellm::endpoint::reset_stats:
-        // Gauges (in_flight, waiting) describe the present and are not counters to reset.
-        server_.requests = 0;
-        server_.faults = {};
-        server_.slots.reset_max();
-        return send_json(http::status::ok, fakellm::make_stats_body(server_.snapshot()));
-      case fakellm::endpoint::not_found: break;
+    case fakellm::endpoint::root:
+      return send(http::status::ok, "text/plain; charset=utf-8", "Ollama is running");
+    case fakellm::endpoint::chat:
+      return handle_chat(request.body());
+    case fakellm::endpoint::tags:
+      return send_json(http::status::ok, fakellm::make_tags_body(server_.options.models));
+    case fakellm::endpoint::version:
+      return send_json(http::status::ok, fakellm::make_version_body());
+    case fakellm::endpoint::stats:
+      return send_json(http::status::ok, fakellm::make_stats_body(server_.snapshot()));
+    case fakellm::endpoint::reset_stats:
+      // Gauges (in_flight, waiting) describe the present and are not counters to reset.
+      server_.requests = 0;
+      server_.faults = {};
+      server_.slots.reset_max();
+      return send_json(http::status::ok, fakellm::make_stats_body(server_.snapshot()));
+    case fakellm::endpoint::not_found:
+      break;
     }
   }
 
@@ -292,17 +236,18 @@ private:
     if (injected != fakellm::fault::none)
       ++server_.faults[static_cast<size_t>(injected)];
     switch (injected) {
-      case fakellm::fault::http500:
-        return send_error(http::status::internal_server_error,
-                          fakellm::injected_fault_message(injected));
-      case fakellm::fault::notfound:
-        return send_error(http::status::not_found, fakellm::model_not_found_message(chat_.model));
-      case fakellm::fault::hang:
-        phase_ = phase::hanging;
-        return do_watch();
-      case fakellm::fault::none:
-      case fakellm::fault::drop:
-      case fakellm::fault::malformed: return send_answer(injected);
+    case fakellm::fault::http500:
+      return send_error(http::status::internal_server_error,
+                        fakellm::injected_fault_message(injected));
+    case fakellm::fault::notfound:
+      return send_error(http::status::not_found, fakellm::model_not_found_message(chat_.model));
+    case fakellm::fault::hang:
+      phase_ = phase::hanging;
+      return do_watch();
+    case fakellm::fault::none:
+    case fakellm::fault::drop:
+    case fakellm::fault::malformed:
+      return send_answer(injected);
     }
   }
 
@@ -424,7 +369,7 @@ private:
   bool keep_alive_ = false;
   fakellm::chat_request chat_;
   fakellm::script script_;
-  std::optional<slot_pool::ticket> ticket_; // our place in the slot queue
+  std::optional<fakellm::slot_pool::ticket> ticket_; // our place in the slot queue
   bool holding_slot_ = false;
   bool watching_ = false;             // a disconnect-watching read is pending
   bool generate_after_watch_ = false; // that read was cancelled to start the response
@@ -434,7 +379,9 @@ private:
 class listener : public std::enable_shared_from_this<listener> {
 public:
   listener(net::io_context& ioc, const tcp::endpoint& endpoint, server_state& server)
-    : acceptor_(ioc), server_(server), retry_timer_(ioc) {
+      : acceptor_(ioc)
+      , server_(server)
+      , retry_timer_(ioc) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -494,19 +441,20 @@ int run_fakellm(const fakellm_options& options) {
   auto log = make_logger();
   try {
     // Declared before the io_context so that sessions destroyed with it can still return slots.
-    server_state server{options, log, slot_pool{options.slots}};
+    server_state server{options, log, fakellm::slot_pool{options.slots}};
     net::io_context ioc{1};
     // Waiters hold sessions; they must go while the io_context can still close their sockets,
     // and sessions torn down with the io_context must not hand their slots to anyone.
     struct close_slots_first {
-      slot_pool& slots;
+      fakellm::slot_pool& slots;
       ~close_slots_first() { slots.close(); }
     } slots_guard{server.slots};
     tcp::endpoint endpoint{net::ip::make_address(options.host), options.port};
     auto accepting = std::make_shared<listener>(ioc, endpoint, server);
     auto bound = accepting->local_endpoint();
-    std::fputs(fmt::format("listening on {}:{}\n", bound.address().to_string(), bound.port()).c_str(),
-               stdout);
+    std::fputs(
+        fmt::format("listening on {}:{}\n", bound.address().to_string(), bound.port()).c_str(),
+        stdout);
     std::fflush(stdout);
     log->info("fakellm: serving {} model(s) with {} slot(s)", options.models.size(),
               options.slots == 0 ? std::string{"unlimited"} : std::to_string(options.slots));

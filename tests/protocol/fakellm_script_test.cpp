@@ -43,10 +43,10 @@ CAF_TEST(latency marker sets the wait) {
 }
 
 CAF_TEST(malformed latency markers are ignored) {
-  for (auto text : {"[[latency=abc]]", "[[latency=]]", "[[latency=-5]]", "[[latency=1.5]]",
-                    "[[latency=+5]]", "[[latency=5ms]]", "[[latency= 5]]", "[[ latency=5]]",
-                    "[[latency=86400001]]", "[[latency=99999999999999999999999]]",
-                    "[[latency=5", "[latency=5]", "[[LATENCY=5]]"})
+  for (auto text :
+       {"[[latency=abc]]", "[[latency=]]", "[[latency=-5]]", "[[latency=1.5]]", "[[latency=+5]]",
+        "[[latency=5ms]]", "[[latency= 5]]", "[[ latency=5]]", "[[latency=86400001]]",
+        "[[latency=99999999999999999999999]]", "[[latency=5", "[latency=5]", "[[LATENCY=5]]"})
     CAF_CHECK(parse_script(text) == script{});
 }
 
@@ -108,12 +108,12 @@ CAF_TEST(a message without content counts as empty text) {
 }
 
 CAF_TEST(invalid chat requests are rejected with a reason) {
-  for (auto body : {"", "{", "[]", "42", R"({"messages":[]})", R"({"model":"","messages":[]})",
-                    R"({"model":3,"messages":[]})", R"({"model":"m"})",
-                    R"({"model":"m","messages":{}})", R"({"model":"m","messages":[1]})",
-                    R"({"model":"m","messages":[{"content":"x"}]})",
-                    R"({"model":"m","messages":[{"role":"user","content":5}]})",
-                    R"({"model":"m","messages":[],"stream":"yes"})"}) {
+  for (auto body :
+       {"", "{", "[]", "42", R"({"messages":[]})", R"({"model":"","messages":[]})",
+        R"({"model":3,"messages":[]})", R"({"model":"m"})", R"({"model":"m","messages":{}})",
+        R"({"model":"m","messages":[1]})", R"({"model":"m","messages":[{"content":"x"}]})",
+        R"({"model":"m","messages":[{"role":"user","content":5}]})",
+        R"({"model":"m","messages":[],"stream":"yes"})"}) {
     auto parsed = parse_chat_request(body);
     CAF_CHECK(!parsed.ok());
     CAF_CHECK(!parsed.error.empty());
@@ -133,8 +133,11 @@ CAF_TEST(model names without a tag mean latest) {
 
 CAF_TEST(the reply is the last user message verbatim) {
   chat_request request;
-  request.messages = {{"system", "sys"}, {"user", "first"}, {"assistant", "answer"},
-                      {"user", " second [[latency=5]]\n"}, {"assistant", "partial"}};
+  request.messages = {{"system", "sys"},
+                      {"user", "first"},
+                      {"assistant", "answer"},
+                      {"user", " second [[latency=5]]\n"},
+                      {"assistant", "partial"}};
   CAF_CHECK_EQUAL(std::string{reply_to(request)}, " second [[latency=5]]\n");
   request.messages = {{"system", "only a system prompt"}};
   CAF_CHECK_EQUAL(std::string{reply_to(request)}, "");
@@ -143,7 +146,7 @@ CAF_TEST(the reply is the last user message verbatim) {
 
 // -- tokens --------------------------------------------------------------------------------------
 
-CAF_TEST(words are runs of non-whitespace) {
+CAF_TEST(words are runs of non - whitespace) {
   CAF_CHECK_EQUAL(count_words(""), 0u);
   CAF_CHECK_EQUAL(count_words(" \t\n "), 0u);
   CAF_CHECK_EQUAL(count_words("one"), 1u);
@@ -279,6 +282,82 @@ CAF_TEST(version and stats bodies) {
   CAF_CHECK_EQUAL(body["faults"]["drop"].get<uint64_t>(), 3u);
   CAF_CHECK_EQUAL(body["faults"]["http500"].get<uint64_t>(), 0u);
   CAF_CHECK_EQUAL(body["faults"].size(), injectable_faults.size());
+}
+
+// -- slots ---------------------------------------------------------------------------------------
+
+CAF_TEST(slots are granted up to the capacity) {
+  slot_pool slots{2};
+  CAF_CHECK(slots.try_acquire());
+  CAF_CHECK(slots.try_acquire());
+  CAF_CHECK(!slots.try_acquire());
+  CAF_CHECK_EQUAL(slots.in_use(), 2u);
+  slots.release();
+  CAF_CHECK(slots.try_acquire());
+  CAF_CHECK_EQUAL(slots.max_in_use(), 2u);
+}
+
+CAF_TEST(zero capacity means no limit) {
+  slot_pool slots{0};
+  for (int i = 0; i < 100; ++i)
+    CAF_CHECK(slots.try_acquire());
+  CAF_CHECK_EQUAL(slots.in_use(), 100u);
+  CAF_CHECK_EQUAL(slots.max_in_use(), 100u);
+}
+
+CAF_TEST(waiters get slots first come first served) {
+  slot_pool slots{1};
+  std::vector<int> granted;
+  CAF_REQUIRE(slots.try_acquire());
+  slots.enqueue([&] { granted.push_back(1); });
+  slots.enqueue([&] { granted.push_back(2); });
+  CAF_CHECK_EQUAL(slots.waiting(), 2u);
+  // A newcomer may not overtake the queue even if a slot happens to be free.
+  slots.release();
+  CAF_CHECK_EQUAL(granted, std::vector<int>{1});
+  CAF_CHECK_EQUAL(slots.in_use(), 1u);
+  CAF_CHECK(!slots.try_acquire());
+  slots.release();
+  CAF_CHECK_EQUAL(granted, (std::vector<int>{1, 2}));
+  slots.release();
+  CAF_CHECK_EQUAL(slots.in_use(), 0u);
+  CAF_CHECK_EQUAL(slots.max_in_use(), 1u);
+}
+
+CAF_TEST(a cancelled waiter is skipped) {
+  slot_pool slots{1};
+  std::vector<int> granted;
+  CAF_REQUIRE(slots.try_acquire());
+  auto first = slots.enqueue([&] { granted.push_back(1); });
+  slots.enqueue([&] { granted.push_back(2); });
+  slots.cancel(first);
+  CAF_CHECK_EQUAL(slots.waiting(), 1u);
+  slots.release();
+  CAF_CHECK_EQUAL(granted, std::vector<int>{2});
+}
+
+CAF_TEST(reset keeps the current load as the maximum) {
+  slot_pool slots{0};
+  slots.try_acquire();
+  slots.try_acquire();
+  slots.try_acquire();
+  slots.release();
+  slots.release();
+  CAF_CHECK_EQUAL(slots.max_in_use(), 3u);
+  slots.reset_max();
+  CAF_CHECK_EQUAL(slots.max_in_use(), 1u);
+}
+
+CAF_TEST(a closed pool drops its waiters and grants nothing) {
+  slot_pool slots{1};
+  bool granted = false;
+  CAF_REQUIRE(slots.try_acquire());
+  slots.enqueue([&] { granted = true; });
+  slots.close();
+  CAF_CHECK_EQUAL(slots.waiting(), 0u);
+  slots.release();
+  CAF_CHECK(!granted);
+  CAF_CHECK(!slots.try_acquire());
 }
 
 // -- routing -------------------------------------------------------------------------------------
