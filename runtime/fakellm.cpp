@@ -439,40 +439,56 @@ logger_ptr make_logger() {
 
 int run_fakellm(const fakellm_options& options) {
   auto log = make_logger();
+  // "[::1]" is how people write IPv6 hosts next to a port; the address parser wants "::1".
+  std::string_view host = options.host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  beast::error_code ec;
+  auto address = net::ip::make_address(host, ec);
+  if (ec) {
+    log->error("fakellm: host {:?} is not an IP address", options.host);
+    return 1;
+  }
+  // Declared before the io_context so that sessions destroyed with it can still return slots.
+  server_state server{options, log, fakellm::slot_pool{options.slots}};
+  net::io_context ioc{1};
+  // Waiters hold sessions; they must go while the io_context can still close their sockets,
+  // and sessions torn down with the io_context must not hand their slots to anyone.
+  struct close_slots_first {
+    fakellm::slot_pool& slots;
+    ~close_slots_first() { slots.close(); }
+  } slots_guard{server.slots};
+  // Installed before the port is announced: a parent may signal as soon as it reads the line.
+  net::signal_set signals{ioc, SIGINT, SIGTERM};
+  std::shared_ptr<listener> accepting;
   try {
-    // Declared before the io_context so that sessions destroyed with it can still return slots.
-    server_state server{options, log, fakellm::slot_pool{options.slots}};
-    net::io_context ioc{1};
-    // Waiters hold sessions; they must go while the io_context can still close their sockets,
-    // and sessions torn down with the io_context must not hand their slots to anyone.
-    struct close_slots_first {
-      fakellm::slot_pool& slots;
-      ~close_slots_first() { slots.close(); }
-    } slots_guard{server.slots};
-    tcp::endpoint endpoint{net::ip::make_address(options.host), options.port};
-    auto accepting = std::make_shared<listener>(ioc, endpoint, server);
-    auto bound = accepting->local_endpoint();
-    std::fputs(
-        fmt::format("listening on {}:{}\n", bound.address().to_string(), bound.port()).c_str(),
-        stdout);
-    std::fflush(stdout);
-    log->info("fakellm: serving {} model(s) with {} slot(s)", options.models.size(),
-              options.slots == 0 ? std::string{"unlimited"} : std::to_string(options.slots));
-    accepting->run();
-    net::signal_set signals{ioc, SIGINT, SIGTERM};
-    signals.async_wait([&](beast::error_code ec, int signal_number) {
-      if (ec)
-        return;
-      log->info("fakellm: stopping on signal {}", signal_number);
-      accepting->stop();
-      ioc.stop();
-    });
+    accepting = std::make_shared<listener>(ioc, tcp::endpoint{address, options.port}, server);
+  } catch (const boost::system::system_error& e) {
+    log->error("fakellm: cannot listen on {}:{}: {}", options.host, options.port,
+               e.code().message());
+    return 1;
+  }
+  auto bound = accepting->local_endpoint();
+  std::fputs(fmt::format("listening on {}:{}\n", bound.address().to_string(), bound.port()).c_str(),
+             stdout);
+  std::fflush(stdout);
+  log->info("fakellm: serving {} model(s) with {} slot(s)", options.models.size(),
+            options.slots == 0 ? std::string{"unlimited"} : std::to_string(options.slots));
+  signals.async_wait([&](beast::error_code wait_ec, int signal_number) {
+    if (wait_ec)
+      return;
+    log->info("fakellm: stopping on signal {}", signal_number);
+    accepting->stop();
+    ioc.stop();
+  });
+  accepting->run();
+  try {
     ioc.run();
-    return 0;
   } catch (const std::exception& e) {
     log->error("fakellm: {}", e.what());
     return 1;
   }
+  return 0;
 }
 
 } // namespace offload
