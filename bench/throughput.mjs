@@ -55,6 +55,12 @@ function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
+// CPU seconds (user + system) the process has used so far.
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+
 function tasks(n, prefix, marker = '') {
   return Array.from({ length: n }, (_, i) => ({ task: `${prefix} task ${i} ${marker}`.trim() }));
 }
@@ -66,6 +72,7 @@ async function throughput() {
     // Warm up connections and code paths.
     await client.callTool({ name: 'batch_offload', arguments: { tasks: tasks(10, 'warm') } });
     const rssBefore = rssKiB(pid);
+    const cpuBefore = cpuSeconds(pid);
     let done = 0;
     let failed = 0;
     const deadline = Date.now() + seconds * 1000;
@@ -80,9 +87,12 @@ async function throughput() {
     }));
     const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
     const rssAfter = rssKiB(pid);
+    const cpu = cpuSeconds(pid) - cpuBefore;
     console.log(`throughput: ${done} tasks ok, ${failed} failed in ${elapsed.toFixed(2)} s = ` +
                 `${Math.round(done / elapsed)} tasks/s (${concurrency} concurrent batches of 10, ` +
                 `${slots} backend slots, zero-latency fake)`);
+    console.log(`daemon CPU: ${cpu.toFixed(2)} s for ${done + failed} tasks = ` +
+                `${((cpu * 1000) / (done + failed)).toFixed(4)} ms of its own CPU per task`);
     console.log(`daemon RSS: ${rssBefore} KiB after warm-up, ${rssAfter} KiB after the run`);
   } finally {
     await client.close();

@@ -4,5 +4,5 @@
 # when one answers there, otherwise the bundled fake LLM (and says so).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh --with-node
+bash scripts/setup.sh --with-node --binary-only
 exec node scripts/demo.mjs "$@"

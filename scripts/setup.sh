@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 with_node=0
+build_target=all
 cmake_args=()
 for arg in "$@"; do
   case "$arg" in
     --with-node) with_node=1 ;;
     --require-e2e) cmake_args+=(-DOFFLOAD_REQUIRE_E2E=ON) ;;
+    --binary-only) build_target=offload ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -41,8 +43,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "==> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Installing ca-certificates regenerates the CA bundle from Debian's list alone. A machine
+  # whose bundle was provisioned by other means (a company or proxy CA, with NODE_EXTRA_CA_CERTS
+  # pointing at it) would lose those CAs and npm could no longer reach its registry, so the
+  # bundle as it was is kept as a local CA source.
+  bundle=/etc/ssl/certs/ca-certificates.crt
+  saved_bundle=""
+  if [ -s "$bundle" ] && ! dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q "install ok installed"; then
+    saved_bundle=$(mktemp)
+    cp "$bundle" "$saved_bundle"
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$saved_bundle" ]; then
+    if ! cmp -s "$saved_bundle" "$bundle"; then
+      mkdir -p /usr/local/share/ca-certificates
+      cp "$saved_bundle" /usr/local/share/ca-certificates/offload-preserved-bundle.crt
+      update-ca-certificates >/dev/null 2>&1
+    fi
+    rm -f "$saved_bundle"
+  fi
 fi
 
 if [ "$with_node" = 1 ]; then
@@ -56,4 +76,4 @@ fi
 
 echo "==> building offload (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${cmake_args[@]+"${cmake_args[@]}"}" >/dev/null
-cmake --build build -j "$(nproc)"
+cmake --build build -j "$(nproc)" --target "$build_target"
