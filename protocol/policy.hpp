@@ -14,6 +14,11 @@
 // - no `version`: only the seed form, `rules: [{action: allow, rate_limit: {max, window}}]`,
 //   where `window` is in seconds and the window rolls. Intercept syntax in such a file is an
 //   error that says to add `version: "1"`, so a forgotten version never silently changes meaning.
+//
+// Deliberate differences from Intercept, each closing a hole: a state path must be
+// state.<tool>.<counter> (Intercept lets `state.x` through and reads 0); a negative amount from
+// increment_from denies (it would let an agent refund its own budget); arguments that are not an
+// object are evaluated as {} (Intercept forwards them unevaluated).
 
 #include <nlohmann/json.hpp>
 
@@ -58,7 +63,7 @@ enum class counter_scope : uint8_t { global, agent, session };
 
 // A rule's `state` block (or the counter a rate_limit desugars to).
 struct counter_spec {
-  std::string name;                        // e.g. "daily_spend", "_rate_minute", "_rate_60s"
+  std::string name; // e.g. "daily_spend", "_rate_minute", "_rate_60s"
   counter_window window = fixed_window::minute;
   int64_t increment = 1;                   // used when increment_from is empty
   std::string increment_from;              // "args.amount" as written, or empty
@@ -71,8 +76,19 @@ struct counter_spec {
 
 // --- Rules --------------------------------------------------------------------------------
 
+// The parser maps operator names to these by position, so keep the order in step with it.
 enum class condition_op : uint8_t {
-  eq, neq, in, not_in, lt, lte, gt, gte, regex, contains, exists
+  eq,
+  neq,
+  in,
+  not_in,
+  lt,
+  lte,
+  gt,
+  gte,
+  regex,
+  contains,
+  exists
 };
 
 struct policy_condition {
@@ -83,8 +99,8 @@ struct policy_condition {
   std::string state_counter;         // state path: counter name
   counter_scope state_scope = counter_scope::global; // scope of the rule declaring the counter
   condition_op op = condition_op::eq;
-  json value;                             // the YAML value, typed as YAML resolves it
-  std::shared_ptr<const re2::RE2> regex;  // compiled at parse time for op == regex
+  json value;                            // the YAML value, typed as YAML resolves it
+  std::shared_ptr<const re2::RE2> regex; // compiled at parse time for op == regex
   int line = 0;
 };
 
@@ -136,7 +152,7 @@ struct caller_identity {
 };
 
 // Current value of a counter in its current window (0 when it never counted). Keys come from
-// counter_key().
+// counter_key(). An empty lookup reads every counter as 0.
 using counter_lookup = std::function<int64_t(const std::string& key)>;
 
 // "<owner>.<counter>" for global scope, with "@agent:<id>" or "@session:<id>" appended for the
@@ -163,8 +179,8 @@ struct counter_ref {
 };
 
 struct policy_denial {
-  std::string rule;    // rule name, or "(hidden)" / "(default deny)"
-  std::string message; // what the agent reads after "[POLICY DENIED] "
+  std::string rule;                   // rule name, or "(hidden)" / "(default deny)"
+  std::string message;                // what the agent reads after "[POLICY DENIED] "
   std::optional<counter_ref> counter; // set when a counter limit caused the denial
 };
 
