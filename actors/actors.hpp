@@ -42,4 +42,25 @@ using backend_actor = caf::typed_actor<
     // Internal: the I/O thread finished exchange `id`.
     caf::reacts_to<http_done_atom, uint64_t, llm_outcome>>;
 
+// One policy counter (one key: tool or _global, counter name, scope suffix). Serialises every
+// reservation on it, so concurrent calls can never overshoot its limit.
+using rate_limit_bucket_actor = caf::typed_actor<
+    // Take `amount` if value + amount <= limit in the current window.
+    caf::replies_to<reserve_atom, int64_t, int64_t>::with<bucket_verdict>,
+    // Give back quota taken earlier (ignored when its window has passed).
+    caf::reacts_to<release_atom, held_quota>,
+    // The counter's value in the current window.
+    caf::replies_to<peek_atom>::with<int64_t>>;
+
+// Owns the buckets (spawned on first use, one per key) and runs a call's reservations in order,
+// rolling back earlier ones when a later one is refused.
+using bucket_registry_actor = caf::typed_actor<
+    // Reserve every counter of one call, all or nothing.
+    caf::replies_to<reserve_atom, std::vector<counter_reservation>>::with<reservation_outcome>,
+    // Give back a call's quota (its upstream answered a JSON-RPC error).
+    caf::reacts_to<release_atom, std::vector<held_quota>>,
+    // Current values of the given counters (for state.* conditions), in order; windows come from
+    // the policy (a counter not seen yet reads 0).
+    caf::replies_to<peek_atom, std::vector<std::string>>::with<std::vector<int64_t>>>;
+
 } // namespace offload

@@ -19,4 +19,11 @@ inline constexpr generate_atom generate_atom_v{};
 using http_done_atom = caf::atom_constant<caf::atom("http_done")>; // I/O thread -> backend
 inline constexpr http_done_atom http_done_atom_v{};
 
+using reserve_atom = caf::atom_constant<caf::atom("reserve")>; // take quota from counters
+inline constexpr reserve_atom reserve_atom_v{};
+using release_atom = caf::atom_constant<caf::atom("release")>; // give quota back (rollback)
+inline constexpr release_atom release_atom_v{};
+using peek_atom = caf::atom_constant<caf::atom("peek")>; // read counters for state conditions
+inline constexpr peek_atom peek_atom_v{};
+
 } // namespace offload

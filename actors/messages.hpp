@@ -4,6 +4,7 @@
 // (prompts, batches) travel as shared_ptr<const T> so that no actor copies them.
 
 #include "protocol/batch.hpp"
+#include "protocol/policy.hpp"
 #include "protocol/prompt.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -42,6 +43,31 @@ struct llm_outcome {
   task_error error;
 };
 
+// Quota taken from one counter, kept by the caller so that it can be given back.
+struct held_quota {
+  std::string key;
+  int64_t amount = 0;
+  // Which window the quota was taken in: a fixed window's start (seconds since the epoch), or a
+  // rolling window's entry id. A release for a window that has since reset does nothing.
+  int64_t window_id = 0;
+};
+
+// A bucket's answer to one reservation.
+struct bucket_verdict {
+  bool granted = false;
+  held_quota held;                 // when granted
+  int64_t retry_after_seconds = 0; // when refused: until enough quota frees up
+};
+
+// The answer to a whole call's reservations (tool rules first, then "*"): all granted, or none
+// (earlier grants are given back) plus the one that was refused.
+struct reservation_outcome {
+  bool granted = false;
+  std::vector<held_quota> held;        // when granted: release these on a JSON-RPC error
+  std::optional<policy_denial> denial; // when refused
+  int64_t retry_after_seconds = 0;     // when refused
+};
+
 // Converts between our task errors and caf::error (category "offload", code = errc, context =
 // (message, retryable, backend)), so that errors can travel as CAF response errors. `backend`
 // names the backend that failed, when one did.
@@ -58,3 +84,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::task_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::batch_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::batch_spec_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::held_quota)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::bucket_verdict)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::reservation_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::counter_reservation)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::counter_reservation>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::held_quota>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::counter_window)

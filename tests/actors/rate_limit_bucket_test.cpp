@@ -1,0 +1,278 @@
+#define CAF_SUITE rate_limit_bucket
+#include <caf/test/dsl.hpp>
+
+#include "actors/spawn.hpp"
+
+using namespace offload;
+using namespace std::chrono_literals;
+
+namespace {
+
+using time_point = std::chrono::system_clock::time_point;
+
+// A UTC instant: `day` plus a time of day.
+time_point utc(std::chrono::year_month_day day, std::chrono::seconds time_of_day) {
+  return std::chrono::sys_days{day} + time_of_day;
+}
+
+constexpr auto march_10 = std::chrono::year{2024} / std::chrono::March / 10;
+
+int64_t epoch_seconds(time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+struct fixture : test_coordinator_fixture<> {
+  // The wall clock every bucket reads; tests move it by assignment.
+  time_point now = utc(march_10, 12h + 34min + 56s);
+  wall_clock clock = [this] { return now; };
+  std::vector<rate_limit_bucket_actor> spawned;
+
+  ~fixture() override {
+    for (auto& bucket : spawned)
+      caf::anon_send_exit(bucket, caf::exit_reason::user_shutdown);
+    consume_messages();
+  }
+
+  rate_limit_bucket_actor spawn_aut(counter_window window) {
+    spawned.push_back(spawn_rate_limit_bucket(sys, "tool.calls", window, clock));
+    return spawned.back();
+  }
+
+  bucket_verdict reserve(const rate_limit_bucket_actor& aut, int64_t amount, int64_t limit) {
+    std::optional<bucket_verdict> out;
+    auto handle = self->request(aut, caf::infinite, reserve_atom_v, amount, limit);
+    consume_messages();
+    handle.receive([&](bucket_verdict& v) { out = std::move(v); },
+                   [](caf::error& err) { CAF_FAIL("bucket failed: " << caf::to_string(err)); });
+    CAF_REQUIRE(out.has_value());
+    return *out;
+  }
+
+  // Reserves `count` times 1 and returns how many were granted.
+  int grant_count(const rate_limit_bucket_actor& aut, int count, int64_t limit) {
+    int granted = 0;
+    for (int i = 0; i < count; ++i)
+      granted += reserve(aut, 1, limit).granted ? 1 : 0;
+    return granted;
+  }
+
+  int64_t peek(const rate_limit_bucket_actor& aut) {
+    int64_t out = -1;
+    auto handle = self->request(aut, caf::infinite, peek_atom_v);
+    consume_messages();
+    handle.receive([&](int64_t v) { out = v; },
+                   [](caf::error& err) { CAF_FAIL("bucket failed: " << caf::to_string(err)); });
+    return out;
+  }
+
+  void release(const rate_limit_bucket_actor& aut, const held_quota& held) {
+    self->send(aut, release_atom_v, held);
+    consume_messages();
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(rate_limit_bucket_tests, fixture)
+
+CAF_TEST(exactly limit units are granted and the next is refused until the minute resets) {
+  auto aut = spawn_aut(fixed_window::minute);
+  for (int i = 0; i < 3; ++i) {
+    auto v = reserve(aut, 1, 3);
+    CAF_REQUIRE(v.granted);
+    CAF_CHECK_EQUAL(v.held.key, "tool.calls");
+    CAF_CHECK_EQUAL(v.held.amount, 1);
+    CAF_CHECK_EQUAL(v.held.window_id, epoch_seconds(utc(march_10, 12h + 34min)));
+  }
+  auto refused = reserve(aut, 1, 3);
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 4); // 12:34:56 -> 12:35:00
+  CAF_CHECK_EQUAL(peek(aut), 3);
+}
+
+CAF_TEST(the limit is inclusive and comes from the caller) {
+  // lt N / lte N are turned into a limit by the evaluator; the bucket only compares.
+  auto aut = spawn_aut(fixed_window::minute);
+  CAF_CHECK(reserve(aut, 3, 5).granted);
+  CAF_CHECK(reserve(aut, 2, 5).granted); // value + amount == limit
+  CAF_CHECK(!reserve(aut, 1, 5).granted);
+  CAF_CHECK(reserve(aut, 1, 6).granted); // a higher limit (policy reload) applies at once
+  CAF_CHECK_EQUAL(peek(aut), 6);
+  auto zero_limit = spawn_aut(fixed_window::minute);
+  CAF_CHECK(!reserve(zero_limit, 1, 0).granted);
+  CAF_CHECK(reserve(zero_limit, 0, 0).granted);
+}
+
+CAF_TEST(an amount that cannot fit is refused without overflow) {
+  auto aut = spawn_aut(fixed_window::minute);
+  CAF_REQUIRE(reserve(aut, 1, 10).granted);
+  auto v = reserve(aut, std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max());
+  CAF_CHECK(!v.granted);
+  CAF_CHECK_EQUAL(peek(aut), 1);
+}
+
+CAF_TEST(a negative amount is an error and changes nothing) {
+  auto aut = spawn_aut(fixed_window::minute);
+  std::optional<caf::error> failure;
+  auto handle = self->request(aut, caf::infinite, reserve_atom_v, int64_t{-5}, int64_t{10});
+  consume_messages();
+  handle.receive([](bucket_verdict&) { CAF_FAIL("a negative amount was answered"); },
+                 [&](caf::error& err) { failure = err; });
+  CAF_CHECK(failure.has_value());
+  CAF_CHECK_EQUAL(peek(aut), 0);
+}
+
+CAF_TEST(the minute window resets exactly at the UTC minute boundary) {
+  auto aut = spawn_aut(fixed_window::minute);
+  now = utc(march_10, 12h + 34min + 59s) + 999ms;
+  CAF_CHECK_EQUAL(grant_count(aut, 3, 2), 2);
+  CAF_CHECK_EQUAL(reserve(aut, 1, 2).retry_after_seconds, 1); // rounded up, never 0
+  now = utc(march_10, 12h + 35min);
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  auto v = reserve(aut, 1, 2);
+  CAF_CHECK(v.granted);
+  CAF_CHECK_EQUAL(v.held.window_id, epoch_seconds(now));
+}
+
+CAF_TEST(the hour window spans minutes and resets on the hour) {
+  auto aut = spawn_aut(fixed_window::hour);
+  now = utc(march_10, 12h + 1min);
+  CAF_CHECK_EQUAL(grant_count(aut, 2, 2), 2);
+  now = utc(march_10, 12h + 59min + 30s);
+  auto refused = reserve(aut, 1, 2);
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 30);
+  now = utc(march_10, 13h);
+  CAF_CHECK(reserve(aut, 1, 2).granted);
+  CAF_CHECK_EQUAL(peek(aut), 1);
+}
+
+CAF_TEST(the day window resets at 00 : 00 UTC) {
+  auto aut = spawn_aut(fixed_window::day);
+  now = utc(march_10, 0h);
+  CAF_CHECK(reserve(aut, 5, 5).granted);
+  now = utc(march_10, 23h + 59min + 59s);
+  auto refused = reserve(aut, 1, 5);
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 1);
+  now = utc(std::chrono::year{2024} / std::chrono::March / 11, 0s);
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  CAF_CHECK(reserve(aut, 5, 5).granted);
+}
+
+CAF_TEST(a clock stepped back never refunds quota) {
+  auto aut = spawn_aut(fixed_window::minute);
+  CAF_CHECK(reserve(aut, 1, 1).granted);
+  now -= 2min;
+  CAF_CHECK(!reserve(aut, 1, 1).granted);
+  CAF_CHECK_EQUAL(peek(aut), 1);
+}
+
+CAF_TEST(a release within the window frees its quota) {
+  auto aut = spawn_aut(fixed_window::minute);
+  auto first = reserve(aut, 2, 2);
+  CAF_REQUIRE(first.granted);
+  CAF_CHECK(!reserve(aut, 1, 2).granted);
+  now += 2s;
+  release(aut, first.held);
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  CAF_CHECK(reserve(aut, 2, 2).granted);
+}
+
+CAF_TEST(a release never takes the value below zero) {
+  auto aut = spawn_aut(fixed_window::minute);
+  auto held = reserve(aut, 1, 5).held;
+  release(aut, held);
+  release(aut, held);
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  CAF_CHECK_EQUAL(grant_count(aut, 6, 5), 5);
+}
+
+CAF_TEST(a release after the window reset does nothing) {
+  auto aut = spawn_aut(fixed_window::minute);
+  auto old = reserve(aut, 1, 2);
+  CAF_REQUIRE(old.granted);
+  now = utc(march_10, 12h + 35min + 10s);
+  CAF_CHECK_EQUAL(grant_count(aut, 3, 2), 2);
+  release(aut, old.held);
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  CAF_CHECK(!reserve(aut, 1, 2).granted);
+}
+
+CAF_TEST(a release for another counter is ignored) {
+  auto aut = spawn_aut(fixed_window::minute);
+  auto held = reserve(aut, 1, 1).held;
+  held.key = "other.calls";
+  release(aut, held);
+  CAF_CHECK_EQUAL(peek(aut), 1);
+}
+
+CAF_TEST(a rolling window counts the last length seconds) {
+  auto aut = spawn_aut(rolling_window{60s});
+  auto t0 = now;
+  CAF_CHECK(reserve(aut, 1, 3).granted);
+  now = t0 + 10s;
+  CAF_CHECK(reserve(aut, 1, 3).granted);
+  now = t0 + 20s;
+  CAF_CHECK(reserve(aut, 1, 3).granted);
+  now = t0 + 30s + 500ms;
+  auto refused = reserve(aut, 1, 3);
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 30); // t0's grant leaves at t0 + 60 (29.5 s, up)
+  // Two units must wait for the second-oldest grant too.
+  CAF_CHECK_EQUAL(reserve(aut, 2, 3).retry_after_seconds, 40);
+  now = t0 + 59s;
+  CAF_CHECK_EQUAL(peek(aut), 3);
+  now = t0 + 60s; // a grant is counted while newer than now - 60 s
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  CAF_CHECK(reserve(aut, 1, 3).granted);
+  CAF_CHECK(!reserve(aut, 1, 3).granted);
+  now = t0 + 200s;
+  CAF_CHECK_EQUAL(peek(aut), 0);
+}
+
+CAF_TEST(a rolling window gives every grant its own id) {
+  auto aut = spawn_aut(rolling_window{60s});
+  auto a = reserve(aut, 1, 5);
+  auto b = reserve(aut, 1, 5);
+  CAF_REQUIRE(a.granted && b.granted);
+  CAF_CHECK_NOT_EQUAL(a.held.window_id, b.held.window_id);
+}
+
+CAF_TEST(a rolling retry_after is at least one second) {
+  auto aut = spawn_aut(rolling_window{60s});
+  auto t0 = now;
+  CAF_CHECK(reserve(aut, 1, 1).granted);
+  now = t0 + 59s + 999ms;
+  CAF_CHECK_EQUAL(reserve(aut, 1, 1).retry_after_seconds, 1);
+}
+
+CAF_TEST(more than the limit in a rolling window waits a whole window) {
+  auto aut = spawn_aut(rolling_window{90s});
+  auto v = reserve(aut, 4, 3);
+  CAF_CHECK(!v.granted);
+  CAF_CHECK_EQUAL(v.retry_after_seconds, 90);
+}
+
+CAF_TEST(a rolling release removes its grant only while it is counted) {
+  auto aut = spawn_aut(rolling_window{60s});
+  auto t0 = now;
+  auto first = reserve(aut, 2, 3);
+  CAF_REQUIRE(first.granted);
+  now = t0 + 30s;
+  auto second = reserve(aut, 1, 3);
+  CAF_REQUIRE(second.granted);
+  release(aut, first.held);
+  CAF_CHECK_EQUAL(peek(aut), 1);
+  now = t0 + 40s;
+  CAF_CHECK(reserve(aut, 2, 3).granted);
+  // `second` expires at t0 + 90; releasing it afterwards touches nothing else.
+  now = t0 + 95s;
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  release(aut, second.held);
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  release(aut, second.held);
+  CAF_CHECK_EQUAL(peek(aut), 2);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
