@@ -3,6 +3,7 @@
 // writes every response to its output sink. It keeps a table of in-flight calls so that a
 // cancellation can stop one, and so that closing waits for them.
 
+#include "actors/policy_check.hpp"
 #include "actors/spawn.hpp"
 #include "protocol/jsonrpc.hpp"
 #include "protocol/mcp.hpp"
@@ -36,6 +37,9 @@ struct mcp_session_state {
   std::unordered_map<std::string, in_flight_call> in_flight;
   uint64_t calls = 0;
   bool closing = false;
+  policy_context policy;
+  // Calls whose policy check (counter reads, reservations) has not answered yet.
+  size_t pending_checks = 0;
 
   static constexpr const char* name = "mcp_session";
 };
@@ -53,12 +57,19 @@ void send_error(session_pointer self, const json& id, int code, std::string_view
 }
 
 void quit_if_done(session_pointer self) {
-  if (self->state.closing && self->state.in_flight.empty())
+  auto& st = self->state;
+  if (st.closing && st.in_flight.empty() && st.pending_checks == 0)
     self->quit();
 }
 
+// Gives back a call's quota: it ended in a JSON-RPC error, which Intercept does not count.
+void release_quota(session_pointer self, std::vector<held_quota> held) {
+  if (!held.empty())
+    self->send(self->state.policy.registry, release_atom_v, std::move(held));
+}
+
 void call_batch_tool(session_pointer self, const json& id, const std::string& tool,
-                     const json& args) {
+                     const json& args, std::vector<held_quota> held) {
   auto& st = self->state;
   std::string error;
   auto spec = tool == "batch_offload" ? parse_batch_offload(args, st.engine->limits, error)
@@ -73,6 +84,7 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
   if (st.in_flight.count(key) > 0) {
     send_error(self, id, jsonrpc::invalid_request,
                fmt::format("request id {} is already in use by a running call", key));
+    release_quota(self, std::move(held));
     return;
   }
   auto call_no = ++st.calls;
@@ -120,6 +132,18 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
           });
 }
 
+// Runs an allowed call. `held` is the quota the policy took for it.
+void dispatch_tool(session_pointer self, const json& id, const std::string& name, const json& args,
+                   std::vector<held_quota> held) {
+  if (name == "batch_offload" || name == "offload_work") {
+    call_batch_tool(self, id, name, args, std::move(held));
+    return;
+  }
+  send_error(self, id, jsonrpc::invalid_params,
+             fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work", name));
+  release_quota(self, std::move(held));
+}
+
 void handle_tools_call(session_pointer self, const json& id, const json& params) {
   if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
     send_error(self, id, jsonrpc::invalid_params,
@@ -130,12 +154,31 @@ void handle_tools_call(session_pointer self, const json& id, const json& params)
   json args = json::object();
   if (auto it = params.find("arguments"); it != params.end() && !it->is_null())
     args = *it;
-  if (name == "batch_offload" || name == "offload_work") {
-    call_batch_tool(self, id, name, args);
+  auto& st = self->state;
+  if (!st.policy.policy) {
+    dispatch_tool(self, id, name, args, {});
     return;
   }
-  send_error(self, id, jsonrpc::invalid_params,
-             fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work", name));
+  ++st.pending_checks;
+  check_policy(
+      self, st.policy, name, args, caller_identity{st.settings.agent, st.settings.name},
+      [self, id, name, args](std::vector<held_quota> held) {
+        --self->state.pending_checks;
+        dispatch_tool(self, id, name, args, std::move(held));
+        quit_if_done(self);
+      },
+      [self, id, name](json denial) {
+        --self->state.pending_checks;
+        spdlog::info("session {}: {} denied by policy: {}", self->state.settings.name, name,
+                     denial["structuredContent"].value("message", ""));
+        // Our tools declare an outputSchema, and clients check structuredContent against it even
+        // for errors: the denial goes in its "policy" member of an otherwise empty batch result.
+        auto structured = render_structured(batch_result{});
+        structured["policy"] = std::move(denial["structuredContent"]);
+        denial["structuredContent"] = std::move(structured);
+        send_result(self, id, denial);
+        quit_if_done(self);
+      });
 }
 
 void handle_cancel(session_pointer self, const json& params) {
@@ -183,7 +226,10 @@ void handle_request(session_pointer self, const jsonrpc::message& msg) {
     return;
   }
   if (msg.method == "tools/list") {
-    send_result(self, id, json{{"tools", mcp::tool_catalogue()}});
+    auto tools = mcp::tool_catalogue();
+    if (st.policy.policy)
+      tools = filter_hidden_tools(*st.policy.policy, tools);
+    send_result(self, id, json{{"tools", std::move(tools)}});
   } else if (msg.method == "tools/call") {
     handle_tools_call(self, id, msg.params);
   } else {
@@ -224,12 +270,13 @@ void handle_text(session_pointer self, const std::string& text) {
 
 mcp_session_actor::behavior_type mcp_session(session_pointer self, session_settings settings,
                                              output_sink out, router_actor router,
-                                             engine_settings_ptr engine) {
+                                             engine_settings_ptr engine, policy_context policy) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.out = std::move(out);
   st.router = std::move(router);
   st.engine = std::move(engine);
+  st.policy = std::move(policy);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& calls = self->state.in_flight;
     auto it = std::find_if(calls.begin(), calls.end(), [&](const auto& entry) {
@@ -278,9 +325,9 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,
-                                    engine_settings_ptr engine) {
+                                    engine_settings_ptr engine, policy_context policy) {
   return sys.spawn(mcp_session, std::move(settings), std::move(out), std::move(router),
-                   std::move(engine));
+                   std::move(engine), std::move(policy));
 }
 
 } // namespace offload

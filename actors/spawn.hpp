@@ -35,7 +35,7 @@ batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_sp
 // How long a task may take, counted from its start (queueing included).
 struct task_deadline {
   std::chrono::milliseconds timeout;
-  bool set_by_batch = false;  // cut short by the batch deadline rather than the task timeout
+  bool set_by_batch = false; // cut short by the batch deadline rather than the task timeout
 };
 
 // One task of a batch. Reports (task_done, result) to `coordinator` exactly once, then quits.
@@ -43,8 +43,7 @@ struct task_deadline {
 caf::actor spawn_task(caf::actor_system& sys, batch_coordinator_actor coordinator,
                       batch_spec_ptr spec, size_t index,
                       std::shared_ptr<const std::string> previous, router_actor router,
-                      engine_settings_ptr settings, task_deadline deadline,
-                      std::string trace_id);
+                      engine_settings_ptr settings, task_deadline deadline, std::string trace_id);
 
 // -- backends ------------------------------------------------------------------------------------
 
@@ -75,6 +74,17 @@ backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
 
 router_actor spawn_router(caf::actor_system& sys, std::vector<backend_actor> backends);
 
+// -- policy --------------------------------------------------------------------------------------
+
+// Wall-clock source of the policy counters' windows (UTC-aligned); injected in tests.
+using wall_clock = std::function<std::chrono::system_clock::time_point()>;
+
+// `window` decides how the bucket counts: fixed UTC-aligned windows or a rolling window.
+rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::string key,
+                                                counter_window window, wall_clock now);
+
+bucket_registry_actor spawn_bucket_registry(caf::actor_system& sys, wall_clock now);
+
 // -- sessions ------------------------------------------------------------------------------------
 
 // Where a session's outgoing JSON-RPC texts go (one complete message per call). Thread-safe.
@@ -83,10 +93,18 @@ using output_sink = std::function<void(std::string)>;
 struct session_settings {
   std::string name;           // for logs: "stdio" or a session id
   std::string server_version; // reported in initialize
+  std::string agent;          // authenticated identity for policy scopes; empty: anonymous
+};
+
+// What a session needs to enforce a policy. Without a policy every call is allowed.
+struct policy_context {
+  policy_ptr policy;              // immutable snapshot; null: no policy configured
+  bucket_registry_actor registry; // the counters
+  wall_clock now;                 // for "retry after" figures
 };
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,
-                                    engine_settings_ptr engine);
+                                    engine_settings_ptr engine, policy_context policy = {});
 
 } // namespace offload

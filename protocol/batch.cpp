@@ -235,7 +235,17 @@ json batch_output_schema() {
   };
   return {
       {"type", "object"},
-      {"properties", {{"tasks", {{"type", "array"}, {"items", task}}}, {"totals", totals}}},
+      {"properties",
+       {{"tasks", {{"type", "array"}, {"items", task}}},
+        {"totals", totals},
+        // Present only when the policy refused the call (then `tasks` is empty).
+        {"policy",
+         {{"type", "object"},
+          {"properties",
+           {{"rule", {{"type", "string"}}},
+            {"message", {{"type", "string"}}},
+            {"retry_after_seconds", {{"type", "integer"}}}}},
+          {"required", {"rule", "message"}}}}}},
       {"required", {"tasks", "totals"}},
   };
 }

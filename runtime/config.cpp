@@ -4,7 +4,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 namespace offload {
 
@@ -137,7 +139,10 @@ daemon_config load_config_file(const std::string& path) {
   daemon_config config;
   if (root.IsNull())
     return config; // an empty file means all defaults
-  check_keys(path, root, "the top level", {"log_level", "default_model", "batch", "backends"});
+  check_keys(path, root, "the top level",
+             {"log_level", "default_model", "batch", "backends", "policy"});
+  if (root["policy"])
+    config.policy_file = scalar<std::string>(path, root["policy"], "policy");
   if (root["log_level"])
     config.log_level = scalar<std::string>(path, root["log_level"], "log_level");
   if (root["default_model"])
@@ -170,6 +175,22 @@ daemon_config load_config_file(const std::string& path) {
     }
   }
   return config;
+}
+
+loaded_policy load_policy_file(const std::string& path) {
+  loaded_policy out;
+  std::ifstream in{path};
+  if (!in) {
+    out.errors.push_back(fmt::format("{}: cannot read the file", path));
+    return out;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = parse_policy(text.str(), path);
+  out.policy = std::move(parsed.value);
+  out.errors = std::move(parsed.errors);
+  out.warnings = std::move(parsed.warnings);
+  return out;
 }
 
 void finalize_config(daemon_config& config) {

@@ -32,6 +32,7 @@ struct daemon_config {
   std::vector<backend_config> backends;
   engine_settings engine;
   std::string log_level = "info";
+  std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
 };
 
 // Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).
@@ -42,6 +43,16 @@ backend_config parse_backend_flag(std::string_view flag);
 
 // Reads a YAML configuration file. Unknown keys and bad values are errors naming file and line.
 daemon_config load_config_file(const std::string& path);
+
+// A policy file as loaded: the policy, or every error with its line; warnings either way.
+struct loaded_policy {
+  policy_ptr policy;
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+
+// Reads and parses a policy file (Intercept v1.1.0 or the seed form).
+loaded_policy load_policy_file(const std::string& path);
 
 // Fills derived fields (names, parsed URLs, total timeouts) and checks the whole; throws
 // config_error. Adds the default Ollama backend when none is configured.

@@ -24,6 +24,7 @@ struct serve_flags {
   std::string task_timeout;
   std::string batch_timeout;
   std::string log_level;
+  std::string policy_file;
   bool stdio = false;
 };
 
@@ -55,6 +56,8 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.engine.batch_timeout = parse_duration(flags.batch_timeout);
   if (!flags.log_level.empty())
     config.log_level = flags.log_level;
+  if (!flags.policy_file.empty())
+    config.policy_file = flags.policy_file;
   finalize_config(config);
   options.stdio = true; // the only transport so far
   return options;
@@ -94,6 +97,20 @@ fakellm_options build_fakellm_options(const std::string& listen, size_t slots,
   return options;
 }
 
+// `offload policy check FILE`: every error and warning with its line; exit 0 when loadable.
+int check_policy_file(const std::string& path) {
+  auto loaded = load_policy_file(path);
+  for (const auto& error : loaded.errors)
+    std::cout << "error: " << error << '\n';
+  for (const auto& warning : loaded.warnings)
+    std::cout << "warning: " << warning << '\n';
+  if (!loaded.policy)
+    return 1;
+  std::cout << path << ": OK (" << loaded.policy->tools.size() << " tool entries, "
+            << loaded.warnings.size() << " warning(s))\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +133,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   serve->add_option("--task-timeout", flags.task_timeout, "Per-task deadline, e.g. 300s");
   serve->add_option("--batch-timeout", flags.batch_timeout, "Per-batch deadline, e.g. 900s");
+  serve
+      ->add_option("--policy", flags.policy_file,
+                   "Intercept-compatible policy file (YAML): allow/deny, rate limits, hiding")
+      ->check(CLI::ExistingFile);
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 
@@ -129,9 +150,17 @@ int main(int argc, char** argv) {
   fake->add_option("--models", models, "Comma-separated model names to serve");
   fake->add_option("--log-level", fake_log_level, "Log level (stderr)");
 
+  std::string policy_path;
+  auto* policy_cmd = app.add_subcommand("policy", "Work with policy files");
+  policy_cmd->require_subcommand(1);
+  auto* policy_check = policy_cmd->add_subcommand("check", "Validate a policy file");
+  policy_check->add_option("file", policy_path, "The policy file")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (policy_cmd->parsed())
+      return check_policy_file(policy_path);
     if (serve->parsed()) {
       auto options = build_serve_options(flags);
       setup_logging(options.config.log_level);

@@ -33,6 +33,22 @@ int run_serve(const serve_options& options) {
   const auto& config = options.config;
   std::signal(SIGPIPE, SIG_IGN); // a vanished peer is an error code, not a dead daemon
 
+  // Load the policy before any thread starts: a bad file ends the start-up cleanly.
+  policy_ptr policy_snapshot;
+  if (!config.policy_file.empty()) {
+    auto loaded = load_policy_file(config.policy_file);
+    for (const auto& warning : loaded.warnings)
+      spdlog::warn("policy: {}", warning);
+    if (!loaded.policy) {
+      std::string all;
+      for (const auto& error : loaded.errors)
+        all += "\n  " + error;
+      throw config_error("the policy file has errors:" + all);
+    }
+    policy_snapshot = loaded.policy;
+    spdlog::info("policy {} loaded", config.policy_file);
+  }
+
   offload_actor_config actor_config;
   caf::actor_system sys{actor_config};
 
@@ -52,8 +68,14 @@ int run_serve(const serve_options& options) {
   auto engine = std::make_shared<const engine_settings>(config.engine);
 
   stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};
-  auto session =
-      spawn_mcp_session(sys, {"stdio", version_string}, transport.sink(), router, engine);
+  policy_context policy;
+  if (policy_snapshot) {
+    policy.policy = policy_snapshot;
+    policy.now = [] { return std::chrono::system_clock::now(); };
+    policy.registry = spawn_bucket_registry(sys, policy.now);
+  }
+  auto session = spawn_mcp_session(sys, {"stdio", version_string, ""}, transport.sink(), router,
+                                   engine, policy);
 
   asio::signal_set signals{io, SIGINT, SIGTERM};
   signals.async_wait([session](boost::system::error_code ec, int signal) {
@@ -73,6 +95,10 @@ int run_serve(const serve_options& options) {
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
   for (auto& backend : backends)
     caf::anon_send_exit(backend, caf::exit_reason::user_shutdown);
+  if (policy.registry) {
+    caf::anon_send_exit(policy.registry, caf::exit_reason::user_shutdown);
+    self->wait_for(policy.registry);
+  }
   self->wait_for(router);
   for (auto& backend : backends)
     self->wait_for(backend);

@@ -16,13 +16,36 @@ struct fixture : test_coordinator_fixture<> {
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
   router_actor router = sys.spawn(scripted_router, seen);
   std::shared_ptr<std::vector<std::string>> sent = std::make_shared<std::vector<std::string>>();
-  mcp_session_actor aut = spawn_mcp_session(
-      sys, {"test", "9.9.9"}, [out = sent](std::string text) { out->push_back(std::move(text)); },
-      router, test_settings(5s, 60s));
+  mcp_session_actor aut = make_session({});
+  // Injected wall clock of the policy counters.
+  std::chrono::system_clock::time_point wall_now =
+      std::chrono::system_clock::from_time_t(1'800'000'020); // a UTC minute boundary plus 20 s
+  bucket_registry_actor registry;
+
+  mcp_session_actor make_session(policy_context policy) {
+    return spawn_mcp_session(
+        sys, {"test", "9.9.9", "agent-a"},
+        [out = sent](std::string text) { out->push_back(std::move(text)); }, router,
+        test_settings(5s, 60s), std::move(policy));
+  }
+
+  // Replaces the session under test by one that enforces `yaml`, and initializes it.
+  void use_policy(const std::string& yaml) {
+    auto parsed = parse_policy(yaml, "test.yaml");
+    CAF_REQUIRE(parsed.value != nullptr);
+    caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+    auto clock = [this] { return wall_now; };
+    registry = spawn_bucket_registry(sys, clock);
+    aut = make_session(policy_context{parsed.value, registry, clock});
+    consume_messages();
+    initialize();
+  }
 
   ~fixture() override {
     caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    if (registry)
+      caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
     consume_messages();
   }
 
@@ -182,6 +205,51 @@ CAF_TEST(closing waits for running calls and then stops the session) {
   CAF_REQUIRE_EQUAL(sent->size(), 1u);
   CAF_CHECK(json::parse(sent->at(0))["result"]["isError"].get<bool>());
   expect((caf::down_msg), from(aut).to(self).with(_));
+}
+
+CAF_TEST(a policy hides tools from the list and denies hidden calls) {
+  use_policy("version: \"1\"\nhide: [offload_work]\ntools:\n  batch_offload:\n    rules: []\n");
+  auto list = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+  CAF_REQUIRE_EQUAL(list["result"]["tools"].size(), 1u);
+  CAF_CHECK_EQUAL(list["result"]["tools"][0]["name"].get<std::string>(), "batch_offload");
+  auto denied = call(2, "offload_work", json{{"task", "x"}});
+  CAF_CHECK(denied["result"]["isError"].get<bool>());
+  CAF_CHECK_EQUAL(
+      denied["result"]["content"][0]["text"].get<std::string>().rfind("[POLICY DENIED] ", 0), 0u);
+  CAF_CHECK(seen->empty());
+}
+
+CAF_TEST(a rate limit allows exactly N calls per window and then says when to retry) {
+  use_policy("version: \"1\"\ntools:\n  offload_work:\n    rules:\n"
+             "      - name: two a minute\n        rate_limit: \"2/minute\"\n");
+  CAF_CHECK(!call(1, "offload_work", json{{"task", "a"}})["result"]["isError"].get<bool>());
+  CAF_CHECK(!call(2, "offload_work", json{{"task", "b"}})["result"]["isError"].get<bool>());
+  auto third = call(3, "offload_work", json{{"task", "c"}});
+  CAF_REQUIRE(third["result"]["isError"].get<bool>());
+  CAF_CHECK_EQUAL(third["result"]["content"][0]["text"].get<std::string>(),
+                  "[POLICY DENIED] Rate limit of 2 per minute reached. Try again later.");
+  CAF_CHECK_EQUAL(third["result"]["structuredContent"]["policy"]["retry_after_seconds"].get<int>(),
+                  40);
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  // The next UTC minute has a fresh budget.
+  wall_now += 40s;
+  CAF_CHECK(!call(4, "offload_work", json{{"task", "d"}})["result"]["isError"].get<bool>());
+}
+
+CAF_TEST(a call that ends in a json rpc error gives its quota back) {
+  use_policy("version: \"1\"\ntools:\n  \"*\":\n    rules:\n"
+             "      - name: two a minute\n        rate_limit: \"2/minute\"\n");
+  // An unknown tool passes the wildcard rule, then fails with -32602: given back.
+  CAF_CHECK_EQUAL(error_code(call(1, "no_such_tool", json::object())), -32602);
+  // An isError result (bad arguments) counts, as in Intercept.
+  auto bad = call(2, "offload_work", json{{"language", "go"}});
+  CAF_CHECK_NOT_EQUAL(bad["result"]["content"][0]["text"].get<std::string>().find("Invalid"),
+                      std::string::npos);
+  CAF_CHECK(!call(3, "offload_work", json{{"task", "a"}})["result"]["isError"].get<bool>());
+  auto fourth = call(4, "offload_work", json{{"task", "b"}});
+  CAF_CHECK_NOT_EQUAL(fourth["result"]["content"][0]["text"].get<std::string>().find(
+                          "[POLICY DENIED] Rate limit of 2 per minute"),
+                      std::string::npos);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,0 +1,142 @@
+// Policies end to end: `offload serve --policy FILE` with an Intercept v1.1.0 policy (hide,
+// conditions, on_deny) and with the seed form published for the original server (a rate limit),
+// plus `offload policy check`.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { OFFLOAD_BIN, REPO_ROOT, TEST_TIMEOUT_MS, startFake, startServer, textOf, withLogs } from './helpers.mjs';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'offload-policy-'));
+
+function policyFile(name, text) {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const interceptPolicy = policyFile('intercept.yaml', `version: "1"
+description: e2e
+hide: [offload_work]
+tools:
+  batch_offload:
+    rules:
+      - name: no chains
+        conditions:
+          - path: args.sequential
+            op: neq
+            value: true
+        on_deny: "Sequential batches are not allowed here"
+`);
+
+const seedPolicy = policyFile('seed.yaml', `tools:
+  batch_offload:
+    rules:
+      - action: allow
+        rate_limit:
+          max: 3
+          window: 60
+`);
+
+function run(args) {
+  return new Promise((resolve) => {
+    execFile(OFFLOAD_BIN, args, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code : 0, stdout, stderr }));
+  });
+}
+
+let fake;
+before(async () => {
+  fake = await startFake({ slots: 4 });
+}, { timeout: TEST_TIMEOUT_MS });
+after(async () => {
+  await fake?.stop();
+}, { timeout: TEST_TIMEOUT_MS });
+
+test('an Intercept policy hides tools and denies by condition with its message', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const server = await startServer({ fake, args: ['--policy', interceptPolicy] });
+  try {
+    await withLogs([server], async () => {
+      assert.deepEqual(server.tools.map((t) => t.name), ['batch_offload']);
+
+      const hidden = await server.callTool('offload_work', { task: 'write a test' });
+      assert.equal(hidden.isError, true);
+      assert.match(textOf(hidden), /^\[POLICY DENIED\] /);
+      assert.equal(hidden.structuredContent.policy.rule, '(hidden)');
+
+      const chain = await server.callTool('batch_offload', {
+        sequential: true,
+        tasks: [{ task: 'one' }, { task: 'two' }],
+      });
+      assert.equal(chain.isError, true);
+      assert.equal(textOf(chain), '[POLICY DENIED] Sequential batches are not allowed here');
+      assert.equal(chain.structuredContent.policy.rule, 'no chains');
+
+      // As in Intercept, a condition on a missing path fails (even neq): no `sequential`, denied.
+      const missing = await server.callTool('batch_offload', { tasks: [{ task: 'no flag' }] });
+      assert.equal(missing.isError, true);
+      assert.equal(missing.structuredContent.policy.rule, 'no chains');
+
+      const ok = await server.callTool('batch_offload', {
+        sequential: false,
+        tasks: [{ task: 'allowed task' }],
+      });
+      assert.equal(ok.isError, false);
+      assert.equal(ok.structuredContent.tasks[0].status, 'ok');
+    });
+  } finally {
+    await server.kill();
+  }
+});
+
+test('the seed form limits calls: exactly 3 per window, then a denial saying when to retry', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const server = await startServer({ fake, args: ['--policy', seedPolicy] });
+  try {
+    await withLogs([server], async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await server.callTool('batch_offload', { tasks: [{ task: `call ${i}` }] });
+        assert.equal(r.isError, false, `call ${i} should be allowed: ${textOf(r)}`);
+      }
+      const denied = await server.callTool('batch_offload', { tasks: [{ task: 'one too many' }] });
+      assert.equal(denied.isError, true);
+      assert.match(textOf(denied), /^\[POLICY DENIED\] Rate limit of 3 per minute reached/);
+      assert.ok(denied.structuredContent.policy.retry_after_seconds > 0);
+      assert.ok(denied.structuredContent.policy.retry_after_seconds <= 60);
+      // Tools without rules stay unlimited, and the server keeps answering.
+      const other = await server.callTool('offload_work', { task: 'still fine' });
+      assert.equal(other.isError, false);
+    });
+  } finally {
+    await server.kill();
+  }
+});
+
+test('policy check reports errors with their line and exits 1', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // The shipped examples must keep loading.
+  for (const file of [interceptPolicy, path.join(REPO_ROOT, 'configs/policies/intercept-example.yaml'),
+                      path.join(REPO_ROOT, 'configs/policies/claude-token-saver.yaml')]) {
+    const good = await run(['policy', 'check', file]);
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /OK \(\d+ tool entries, 0 warning/);
+  }
+  const bad = policyFile('bad.yaml', `version: "1"
+tools:
+  batch_offload:
+    rules:
+      - name: broken
+        conditions:
+          - path: args.task
+            op: regex
+            value: "("
+`);
+  const result = await run(['policy', 'check', bad]);
+  assert.equal(result.code, 1);
+  assert.match(result.stdout, /bad\.yaml:\d+:/);
+  const serve = await run(['serve', '--stdio', '--policy', bad]);
+  assert.equal(serve.code, 2);
+  assert.match(serve.stderr, /policy file has errors/);
+});
