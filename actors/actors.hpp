@@ -21,7 +21,9 @@ using mcp_session_actor = caf::typed_actor<
     // One complete JSON-RPC text received from the agent.
     caf::reacts_to<mcp_in_atom, std::string>,
     // The transport closed: finish in-flight calls, then quit.
-    caf::reacts_to<mcp_eof_atom>>;
+    caf::reacts_to<mcp_eof_atom>,
+    // A reloaded policy (null: none) for calls from now on; running calls keep theirs.
+    caf::reacts_to<new_policy_atom, policy_ptr>>;
 
 // Runs one batch_offload / offload_work call and answers exactly once.
 using batch_coordinator_actor = caf::typed_actor<

@@ -26,4 +26,7 @@ inline constexpr release_atom release_atom_v{};
 using peek_atom = caf::atom_constant<caf::atom("peek")>; // read counters for state conditions
 inline constexpr peek_atom peek_atom_v{};
 
+using new_policy_atom = caf::atom_constant<caf::atom("new_policy")>; // reload: fresh snapshot
+inline constexpr new_policy_atom new_policy_atom_v{};
+
 } // namespace offload

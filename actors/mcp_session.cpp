@@ -312,6 +312,16 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
                                               std::string{"Internal error: "} + e.what()));
         }
       },
+      [self](new_policy_atom, policy_ptr& policy) {
+        auto& st = self->state;
+        if (policy && !st.policy.registry) {
+          spdlog::warn("session {}: ignoring a policy reload: the daemon started without a "
+                       "policy and has no counters; restart it with --policy",
+                       st.settings.name);
+          return;
+        }
+        st.policy.policy = std::move(policy);
+      },
       [self](mcp_eof_atom) {
         self->state.closing = true;
         spdlog::info("session {}: client closed; {} call(s) still running",

@@ -41,6 +41,12 @@ inline constexpr size_t max_response_bytes = 16 * 1024 * 1024;
 // Largest JSON-RPC message accepted on stdio; larger lines are rejected, not buffered forever.
 inline constexpr size_t max_message_bytes = 4 * 1024 * 1024;
 
+// -- policy --------------------------------------------------------------------------------------
+
+// How often the policy file is checked for changes; cheap (one stat), and an edit is in force
+// within this delay.
+inline constexpr auto policy_poll_interval = 2s;
+
 // -- models --------------------------------------------------------------------------------------
 
 // The original server's default coding model.

@@ -1,8 +1,10 @@
 #include "runtime/serve.hpp"
 
+#include "runtime/policy_watcher.hpp"
 #include "runtime/stdio_transport.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -10,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <optional>
 #include <thread>
 
 namespace offload {
@@ -87,6 +90,30 @@ int run_serve(const serve_options& options) {
 
   spdlog::info("offload {} serving MCP on stdio (default model {})", version_string,
                config.engine.default_model);
+  // Reloads swap the snapshot for calls from then on; running calls keep the one they started
+  // with. A daemon started without a policy has nothing to reload.
+  std::optional<policy_watcher> watcher;
+  if (policy_snapshot) {
+    watcher.emplace(io, config.policy_file, defaults::policy_poll_interval,
+                    [session](policy_ptr fresh) {
+                      caf::anon_send(session, new_policy_atom_v, std::move(fresh));
+                    });
+    asio::post(io, [&watcher] { watcher->start(); });
+  }
+  // SIGHUP must never end the daemon (its default action), even with nothing to reload.
+  asio::signal_set hangup{io};
+  std::function<void()> ignore_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec)
+        return;
+      spdlog::info("SIGHUP: no policy file configured, nothing to reload");
+      ignore_hangup();
+    });
+  };
+  if (!policy_snapshot) {
+    hangup.add(SIGHUP);
+    asio::post(io, ignore_hangup);
+  }
   transport.start(session);
   caf::scoped_actor self{sys};
   self->wait_for(session);
@@ -107,6 +134,8 @@ int run_serve(const serve_options& options) {
   work.reset();
   io.stop();
   io_thread.join();
+  if (watcher)
+    watcher->stop();
   spdlog::info("offload stopped");
   return 0;
 }

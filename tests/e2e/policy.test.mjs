@@ -140,3 +140,49 @@ tools:
   assert.equal(serve.code, 2);
   assert.match(serve.stderr, /policy file has errors/);
 });
+
+// Calls batch_offload until `wanted(result)` holds, for at most `tries` × 100 ms: a reload is
+// asynchronous, so the test waits for its effect instead of guessing a delay.
+async function callUntil(server, wanted, tries = 80) {
+  let last;
+  for (let i = 0; i < tries; i++) {
+    last = await server.callTool('batch_offload', { tasks: [{ task: `probe ${i}` }] });
+    if (wanted(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return last;
+}
+
+test('SIGHUP and file changes reload the policy; a bad file keeps the old one', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const file = policyFile('reload.yaml', 'version: "1"\ntools:\n  batch_offload:\n    rules: []\n');
+  const server = await startServer({ fake, args: ['--policy', file] });
+  try {
+    await withLogs([server], async () => {
+      const before = await server.callTool('batch_offload', { tasks: [{ task: 'allowed' }] });
+      assert.equal(before.isError, false);
+
+      writeFileSync(file, 'version: "1"\ntools:\n  batch_offload:\n    rules:\n' +
+                          '      - name: closed\n        action: deny\n        on_deny: "closed for now"\n');
+      process.kill(server.pid, 'SIGHUP');
+      const denied = await callUntil(server, (r) => r.isError === true);
+      assert.equal(textOf(denied), '[POLICY DENIED] closed for now');
+
+      // A broken file is rejected: the deny rule stays in force, and the daemon keeps serving.
+      writeFileSync(file, 'version: "1"\ntools:\n  batch_offload:\n    rules:\n      - name: [\n');
+      process.kill(server.pid, 'SIGHUP');
+      for (let i = 0; i < 50 && !/policy reload \(SIGHUP\) rejected/.test(server.logs()); i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      await server.ping();
+      const still = await server.callTool('batch_offload', { tasks: [{ task: 'x' }] });
+      assert.equal(textOf(still), '[POLICY DENIED] closed for now');
+      assert.match(server.logs(), /policy reload \(SIGHUP\) rejected/);
+
+      // Editing the file is enough, without a signal.
+      writeFileSync(file, 'version: "1"\ntools:\n  batch_offload:\n    rules: []\n');
+      const reopened = await callUntil(server, (r) => r.isError === false);
+      assert.equal(reopened.isError, false);
+    });
+  } finally {
+    await server.kill();
+  }
+});
