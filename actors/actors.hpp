@@ -65,4 +65,19 @@ using bucket_registry_actor = caf::typed_actor<
     // the policy (a counter not seen yet reads 0).
     caf::replies_to<peek_atom, std::vector<std::string>>::with<std::vector<int64_t>>>;
 
+// Appends audit records to a JSON Lines file; detached, since it blocks on the disk.
+using audit_log_actor = caf::typed_actor<
+  // One tools/call decision.
+  caf::reacts_to<audit_atom, audit_record>>;
+
+// Owns the SQLite database (WAL) of the policy counters, so that they survive restarts. Detached,
+// since SQLite blocks on the disk.
+using counter_store_actor = caf::typed_actor<
+    // The state saved for a counter key, if any (read by the registry before spawning its bucket).
+    caf::replies_to<counter_load_atom, std::string>::with<std::optional<saved_counter>>,
+    // Replace a key's saved state (sent by its bucket after every change; failures are logged).
+    caf::reacts_to<counter_save_atom, std::string, saved_counter>,
+    // Internal: write the saves queued so far in one transaction.
+    caf::reacts_to<counter_flush_atom>>;
+
 } // namespace offload

@@ -29,4 +29,14 @@ inline constexpr peek_atom peek_atom_v{};
 using new_policy_atom = caf::atom_constant<caf::atom("new_policy")>; // reload: fresh snapshot
 inline constexpr new_policy_atom new_policy_atom_v{};
 
+using audit_atom = caf::atom_constant<caf::atom("audit")>; // one audit log record
+inline constexpr audit_atom audit_atom_v{};
+
+using counter_load_atom = caf::atom_constant<caf::atom("ctr_load")>; // read a saved counter
+inline constexpr counter_load_atom counter_load_atom_v{};
+using counter_save_atom = caf::atom_constant<caf::atom("ctr_save")>; // save a counter's state
+inline constexpr counter_save_atom counter_save_atom_v{};
+using counter_flush_atom = caf::atom_constant<caf::atom("ctr_flush")>; // write queued saves
+inline constexpr counter_flush_atom counter_flush_atom_v{};
+
 } // namespace offload

@@ -6,11 +6,20 @@
 //
 // Every way a bucket can fail to answer (error, timeout, death) refuses the call: the policy
 // fails closed, as Intercept does with its state store by default.
+//
+// With a counter store, a key's bucket is spawned only once the store has answered with the
+// key's saved state. Meanwhile the key's entry is "loading": whatever needs its bucket (a
+// reservation, a release, a peek) waits in the entry, in arrival order, and runs as soon as the
+// bucket exists. There is still exactly one bucket per key, so reservations stay serialised
+// and a limit cannot be overshot while a load is pending. A load that fails refuses the waiting
+// calls (fail closed) and the next use of the key tries again.
 
 #include "actors/spawn.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <spdlog/spdlog.h>
+
+#include <caf/expected.hpp>
 
 #include <unordered_map>
 
@@ -22,16 +31,32 @@ namespace {
 // wedged, and the call is refused rather than left hanging. (Candidate for runtime/defaults.hpp.)
 constexpr auto bucket_reply_timeout = std::chrono::seconds{5};
 
+// A load is one indexed SQLite read, but it may queue behind a write waiting out the database's
+// busy timeout (2 s); past this, the calls waiting for the key are refused and the next one
+// tries again. (Candidate for runtime/defaults.hpp.)
+constexpr auto store_reply_timeout = std::chrono::seconds{5};
+
 // What the agent reads when the counters could not be consulted.
 constexpr const char* internal_error_message = "Internal policy error";
 
+// Runs with the key's bucket once it exists, or with the reason it could not be made.
+using bucket_waiter = std::function<void(caf::expected<rate_limit_bucket_actor>)>;
+
+// A bucket whose saved state is being read from the store.
+struct bucket_load {
+  std::vector<bucket_waiter> waiters; // in arrival order
+};
+
 struct bucket_entry {
-  rate_limit_bucket_actor handle;
-  counter_window window; // the window the bucket counts in
+  rate_limit_bucket_actor handle; // null while loading
+  counter_window window;          // the window the bucket counts in
+  std::shared_ptr<bucket_load> loading; // set until the store has answered
 };
 
 struct bucket_registry_state {
   wall_clock now; // handed to every bucket
+  // Where counters are saved and loaded; null: in memory only.
+  counter_store_actor store;
   // Buckets by counter key, spawned on the first reservation of the key.
   std::unordered_map<std::string, bucket_entry> buckets;
 
@@ -59,24 +84,70 @@ struct peek_call {
   caf::typed_response_promise<std::vector<int64_t>> promise;
 };
 
-// The bucket for `key`, spawned on first use. A reservation whose window differs from the
-// bucket's (the policy was reloaded with another window for the counter) gets a fresh bucket:
-// counts kept under one window mean nothing under another. The old bucket stops once nothing
-// refers to it any more (in-flight calls still hold it for their rollbacks).
-rate_limit_bucket_actor bucket_for(registry_pointer self, const std::string& key,
-                                   const counter_window& window) {
+// Spawns the bucket for `key` from its saved state and registers it, unless the key's entry was
+// replaced while the state was loading (then the bucket serves only the waiters of this load).
+rate_limit_bucket_actor start_bucket(registry_pointer self, const std::string& key,
+                                     const counter_window& window,
+                                     std::optional<saved_counter> saved,
+                                     const std::shared_ptr<bucket_load>& load) {
+  auto& st = self->state;
+  auto bucket = spawn_rate_limit_bucket(self->home_system(), key, window, st.now,
+                                        std::move(saved), st.store);
+  // Monitor, never link: a bucket's death costs its counts, not the registry.
+  self->monitor(bucket);
+  auto it = st.buckets.find(key);
+  if (!load)
+    st.buckets.insert_or_assign(key, bucket_entry{bucket, window, nullptr});
+  else if (it != st.buckets.end() && it->second.loading == load)
+    it->second = bucket_entry{bucket, window, nullptr};
+  return bucket;
+}
+
+// Runs `then` with the bucket for `key`, spawned on first use (after loading its saved state when
+// there is a store). A reservation whose window differs from the bucket's (the policy was reloaded
+// with another window for the counter) gets a fresh bucket: counts kept under one window mean
+// nothing under another. The old bucket stops once nothing refers to it any more (in-flight
+// calls still hold it for their rollbacks).
+void with_bucket(registry_pointer self, const std::string& key, const counter_window& window,
+                 bucket_waiter then) {
   auto& st = self->state;
   auto it = st.buckets.find(key);
-  if (it != st.buckets.end() && it->second.window == window)
-    return it->second.handle;
+  if (it != st.buckets.end() && it->second.window == window) {
+    if (it->second.loading)
+      it->second.loading->waiters.push_back(std::move(then));
+    else
+      then(it->second.handle);
+    return;
+  }
   if (it != st.buckets.end())
     spdlog::info("counter {} now counts per {} (was {}): it starts again from 0", key,
                  to_string(window), to_string(it->second.window));
-  auto bucket = spawn_rate_limit_bucket(self->home_system(), key, window, st.now);
-  // Monitor, never link: a bucket's death costs its counts, not the registry.
-  self->monitor(bucket);
-  st.buckets.insert_or_assign(key, bucket_entry{bucket, window});
-  return bucket;
+  if (!st.store) {
+    then(start_bucket(self, key, window, std::nullopt, nullptr));
+    return;
+  }
+  auto load = std::make_shared<bucket_load>();
+  load->waiters.push_back(std::move(then));
+  st.buckets.insert_or_assign(key, bucket_entry{{}, window, load});
+  self->request(st.store, store_reply_timeout, counter_load_atom_v, key)
+      .then(
+          [self, key, window, load](std::optional<saved_counter>& saved) {
+            auto bucket = start_bucket(self, key, window, std::move(saved), load);
+            // Taken out first: a waiter may ask for this key again, which must not append here.
+            auto waiters = std::move(load->waiters);
+            for (auto& waiter : waiters)
+              waiter(bucket);
+          },
+          [self, key, load](caf::error& err) {
+            spdlog::error("counter {}: its saved state could not be read: {}", key,
+                          caf::to_string(err));
+            auto& buckets = self->state.buckets;
+            if (auto it = buckets.find(key); it != buckets.end() && it->second.loading == load)
+              buckets.erase(it); // the next use loads again
+            auto waiters = std::move(load->waiters);
+            for (auto& waiter : waiters)
+              waiter(err);
+          });
 }
 
 // Gives back what the call took and answers with the denial of the current reservation.
@@ -96,6 +167,8 @@ void refuse(registry_pointer self, reservation_call& call, int64_t retry_after_s
   call.promise.deliver(std::move(out));
 }
 
+void reserve_at(registry_pointer self, reservation_call_ptr call, rate_limit_bucket_actor bucket);
+
 // Asks the bucket of the next reservation, or answers when every one was granted.
 void reserve_next(registry_pointer self, reservation_call_ptr call) {
   if (call->next == call->reservations.size()) {
@@ -108,7 +181,19 @@ void reserve_next(registry_pointer self, reservation_call_ptr call) {
     return;
   }
   const auto& r = call->reservations[call->next];
-  auto bucket = bucket_for(self, r.key, r.window);
+  with_bucket(self, r.key, r.window,
+              [self, call](caf::expected<rate_limit_bucket_actor> bucket) {
+                if (!bucket) {
+                  refuse(self, *call, 0, true);
+                  return;
+                }
+                reserve_at(self, call, *bucket);
+              });
+}
+
+// Asks `bucket` for the call's current reservation.
+void reserve_at(registry_pointer self, reservation_call_ptr call, rate_limit_bucket_actor bucket) {
+  const auto& r = call->reservations[call->next];
   self->request(bucket, bucket_reply_timeout, reserve_atom_v, r.amount, r.limit)
       .then(
           [self, call, bucket](bucket_verdict& verdict) {

@@ -132,6 +132,27 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
           });
 }
 
+// Writes one audit record when an audit log is configured. `denial` is the denial's
+// structuredContent ({rule, message, ...}), or null when the call was allowed.
+void record_decision(session_pointer self, const std::string& tool, const json& args,
+                     const json* denial) {
+  auto& st = self->state;
+  if (!st.policy.audit)
+    return;
+  audit_record record;
+  record.time = st.policy.now ? st.policy.now() : std::chrono::system_clock::now();
+  record.session = st.settings.name;
+  record.agent = st.settings.agent;
+  record.tool = tool;
+  record.allowed = denial == nullptr;
+  if (denial != nullptr) {
+    record.rule = denial->value("rule", "");
+    record.message = denial->value("message", "");
+  }
+  record.args_hash = sha256_hex(args.dump(-1, ' ', false, json::error_handler_t::replace));
+  self->send(st.policy.audit, audit_atom_v, std::move(record));
+}
+
 // Runs an allowed call. `held` is the quota the policy took for it.
 void dispatch_tool(session_pointer self, const json& id, const std::string& name, const json& args,
                    std::vector<held_quota> held) {
@@ -156,6 +177,7 @@ void handle_tools_call(session_pointer self, const json& id, const json& params)
     args = *it;
   auto& st = self->state;
   if (!st.policy.policy) {
+    record_decision(self, name, args, nullptr);
     dispatch_tool(self, id, name, args, {});
     return;
   }
@@ -164,11 +186,13 @@ void handle_tools_call(session_pointer self, const json& id, const json& params)
       self, st.policy, name, args, caller_identity{st.settings.agent, st.settings.name},
       [self, id, name, args](std::vector<held_quota> held) {
         --self->state.pending_checks;
+        record_decision(self, name, args, nullptr);
         dispatch_tool(self, id, name, args, std::move(held));
         quit_if_done(self);
       },
-      [self, id, name](json denial) {
+      [self, id, name, args](json denial) {
         --self->state.pending_checks;
+        record_decision(self, name, args, &denial["structuredContent"]);
         spdlog::info("session {}: {} denied by policy: {}", self->state.settings.name, name,
                      denial["structuredContent"].value("message", ""));
         // Our tools declare an outputSchema, and clients check structuredContent against it even

@@ -3,6 +3,7 @@
 // they are allowed as "unsafe" message types instead of being given serialisers. Large payloads
 // (prompts, batches) travel as shared_ptr<const T> so that no actor copies them.
 
+#include "protocol/audit.hpp"
 #include "protocol/batch.hpp"
 #include "protocol/policy.hpp"
 #include "protocol/prompt.hpp"
@@ -68,6 +69,21 @@ struct reservation_outcome {
   int64_t retry_after_seconds = 0;     // when refused
 };
 
+// One rolling-window grant as saved between runs (ids are per process, so they are not saved).
+struct saved_grant {
+  std::chrono::system_clock::time_point at;
+  int64_t amount = 0;
+};
+
+// A counter's state as the counter_store keeps it, so that counts survive a restart. A bucket
+// starts from it only if it still counts in the same window.
+struct saved_counter {
+  counter_window window = fixed_window::minute;
+  int64_t window_id = 0;           // fixed windows: the window's start, seconds since the epoch
+  int64_t value = 0;               // fixed windows: the count in that window
+  std::vector<saved_grant> grants; // rolling windows: the grants still counted, oldest first
+};
+
 // Converts between our task errors and caf::error (category "offload", code = errc, context =
 // (message, retryable, backend)), so that errors can travel as CAF response errors. `backend`
 // names the backend that failed, when one did.
@@ -92,3 +108,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::counter_reservation>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::held_quota>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::counter_window)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::policy_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::audit_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::saved_counter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<offload::saved_counter>)

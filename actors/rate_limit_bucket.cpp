@@ -8,6 +8,11 @@
 //
 // A wall clock stepped backwards (NTP, a VM resume) never refunds quota: a fixed window only
 // moves forward, and rolling grants stamped "in the future" simply stay counted longer.
+//
+// With a counter store, the bucket starts from the state saved by the previous run and sends
+// its whole state to the store after every change. Starting from a saved state is the same lazy
+// evaluation as any other message: a fixed window that has passed since resets on entry, and
+// rolling grants older than the window expire.
 
 #include "actors/spawn.hpp"
 
@@ -49,6 +54,8 @@ struct rate_limit_bucket_state {
   // Rolling windows: grants still inside the window, oldest first, and their sum.
   std::deque<rolling_grant> grants;
   int64_t total = 0;
+  // Where the state goes after every change; null: the counter lives in memory only.
+  counter_store_actor store;
 
   static constexpr const char* name = "rate_limit_bucket";
 };
@@ -95,14 +102,16 @@ bucket_verdict reserve_fixed(rate_limit_bucket_state& st, time_point now, fixed_
   return out;
 }
 
-void release_fixed(rate_limit_bucket_state& st, time_point now, fixed_window w,
+// Returns whether the count changed.
+bool release_fixed(rate_limit_bucket_state& st, time_point now, fixed_window w,
                    const held_quota& held) {
   enter_fixed_window(st, now, w);
   // Quota taken in an earlier window was already wiped by the reset; giving it back now would
   // hand out more than the limit in the current one.
-  if (held.window_id != st.window_start)
-    return;
+  if (held.window_id != st.window_start || st.value == 0)
+    return false;
   st.value = std::max<int64_t>(0, st.value - held.amount);
+  return true;
 }
 
 // -- rolling windows -------------------------------------------------------------------------
@@ -159,27 +168,89 @@ bucket_verdict reserve_rolling(rate_limit_bucket_state& st, time_point now, roll
   return out;
 }
 
-void release_rolling(rate_limit_bucket_state& st, time_point now, rolling_window w,
+// Returns whether a grant was removed.
+bool release_rolling(rate_limit_bucket_state& st, time_point now, rolling_window w,
                      const held_quota& held) {
   expire_rolling(st, now, w);
   // A grant that already expired is gone; the id then matches nothing and nothing changes.
   auto it = std::find_if(st.grants.begin(), st.grants.end(),
                          [&](const rolling_grant& g) { return g.id == held.window_id; });
   if (it == st.grants.end())
-    return;
+    return false;
   // The stored amount is what was counted; trust it over the caller's copy.
   st.total -= it->amount;
   st.grants.erase(it);
+  return true;
+}
+
+// -- persistence -----------------------------------------------------------------------------
+
+// Takes over a saved state, then brings it up to `now` like any other message would.
+void restore(rate_limit_bucket_state& st, const saved_counter& saved, time_point now) {
+  // Counts kept under one window mean nothing under another (as on a policy reload).
+  if (saved.window != st.window) {
+    spdlog::info("counter {} was saved counting per {}, now per {}: it starts again from 0",
+                 st.key, to_string(saved.window), to_string(st.window));
+    return;
+  }
+  if (const auto* fixed = std::get_if<fixed_window>(&st.window)) {
+    // A saved window later than now's (the clock went back) stays in force, as it would have
+    // without the restart.
+    st.window_start = saved.window_id;
+    st.value = std::max<int64_t>(0, saved.value);
+    enter_fixed_window(st, now, *fixed);
+    return;
+  }
+  auto grants = saved.grants;
+  std::stable_sort(grants.begin(), grants.end(),
+                   [](const saved_grant& a, const saved_grant& b) { return a.at < b.at; });
+  for (const auto& g : grants) {
+    // Saved grants were granted within the limit, so they never overflow the sum; a file
+    // edited by hand could, and such grants are dropped rather than corrupting the total.
+    if (g.amount <= 0 || !fits(st.total, g.amount, std::numeric_limits<int64_t>::max()))
+      continue;
+    // Ids are per process: the quota held by the previous run's calls is gone with them.
+    auto id = next_grant_id.fetch_add(1, std::memory_order_relaxed);
+    st.grants.push_back(rolling_grant{g.at, g.amount, id});
+    st.total += g.amount;
+  }
+  expire_rolling(st, now, std::get<rolling_window>(st.window));
+}
+
+saved_counter snapshot(const rate_limit_bucket_state& st) {
+  saved_counter out;
+  out.window = st.window;
+  if (std::holds_alternative<fixed_window>(st.window)) {
+    out.window_id = st.window_start;
+    out.value = st.value;
+    return out;
+  }
+  out.grants.reserve(st.grants.size());
+  for (const auto& g : st.grants)
+    out.grants.push_back(saved_grant{g.at, g.amount});
+  return out;
+}
+
+// Called after every change. The whole state is sent, so a lost or failed save is repaired by
+// the next one.
+void persist(bucket_pointer self) {
+  auto& st = self->state;
+  if (st.store)
+    self->send(st.store, counter_save_atom_v, st.key, snapshot(st));
 }
 
 // -- behaviour -------------------------------------------------------------------------------
 
-rate_limit_bucket_actor::behavior_type rate_limit_bucket(bucket_pointer self, std::string key,
-                                                         counter_window window, wall_clock now) {
+rate_limit_bucket_actor::behavior_type
+rate_limit_bucket(bucket_pointer self, std::string key, counter_window window, wall_clock now,
+                  std::optional<saved_counter> saved, counter_store_actor store) {
   auto& st = self->state;
   st.key = std::move(key);
   st.window = window;
   st.now = std::move(now);
+  st.store = std::move(store);
+  if (saved)
+    restore(st, *saved, st.now());
   return {
       [self](reserve_atom, int64_t amount, int64_t limit) -> caf::result<bucket_verdict> {
         auto& st = self->state;
@@ -189,9 +260,14 @@ rate_limit_bucket_actor::behavior_type rate_limit_bucket(bucket_pointer self, st
           return caf::make_error(caf::sec::invalid_argument,
                                  "negative reservation on counter " + st.key);
         auto now = st.now();
+        bucket_verdict verdict;
         if (const auto* fixed = std::get_if<fixed_window>(&st.window))
-          return reserve_fixed(st, now, *fixed, amount, limit);
-        return reserve_rolling(st, now, std::get<rolling_window>(st.window), amount, limit);
+          verdict = reserve_fixed(st, now, *fixed, amount, limit);
+        else
+          verdict = reserve_rolling(st, now, std::get<rolling_window>(st.window), amount, limit);
+        if (verdict.granted && amount > 0)
+          persist(self);
+        return verdict;
       },
       [self](release_atom, const held_quota& held) {
         auto& st = self->state;
@@ -202,10 +278,13 @@ rate_limit_bucket_actor::behavior_type rate_limit_bucket(bucket_pointer self, st
         if (held.amount <= 0)
           return;
         auto now = st.now();
+        bool changed = false;
         if (const auto* fixed = std::get_if<fixed_window>(&st.window))
-          release_fixed(st, now, *fixed, held);
+          changed = release_fixed(st, now, *fixed, held);
         else
-          release_rolling(st, now, std::get<rolling_window>(st.window), held);
+          changed = release_rolling(st, now, std::get<rolling_window>(st.window), held);
+        if (changed)
+          persist(self);
       },
       [self](peek_atom) -> int64_t {
         auto& st = self->state;
@@ -224,7 +303,24 @@ rate_limit_bucket_actor::behavior_type rate_limit_bucket(bucket_pointer self, st
 
 rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::string key,
                                                 counter_window window, wall_clock now) {
-  return sys.spawn(rate_limit_bucket, std::move(key), std::move(window), std::move(now));
+  return spawn_rate_limit_bucket(sys, std::move(key), std::move(window), std::move(now),
+                                 std::nullopt, counter_store_actor{});
+}
+
+rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::string key,
+                                                counter_window window, wall_clock now,
+                                                std::optional<saved_counter> saved,
+                                                counter_store_actor store) {
+  return sys.spawn(rate_limit_bucket, std::move(key), std::move(window), std::move(now),
+                   std::move(saved), std::move(store));
+}
+
+int64_t saved_counter_value(const saved_counter& saved, std::chrono::system_clock::time_point now) {
+  // The same restore a bucket does, in its own window, so both always agree.
+  rate_limit_bucket_state st;
+  st.window = saved.window;
+  restore(st, saved, now);
+  return std::holds_alternative<fixed_window>(st.window) ? st.value : st.total;
 }
 
 } // namespace offload

@@ -10,9 +10,15 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+// SQLite's handles (counter_db), so that including this header does not pull in sqlite3.h.
+struct sqlite3;
+struct sqlite3_stmt;
 
 namespace offload {
 
@@ -85,6 +91,66 @@ rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::str
 
 bucket_registry_actor spawn_bucket_registry(caf::actor_system& sys, wall_clock now);
 
+// The same, with counters that persist: the registry loads a key's saved state from `store`
+// before spawning its bucket (holding back that key's reservations meanwhile), and every bucket
+// saves its state there after each change. A null `store` keeps the counters in memory only.
+bucket_registry_actor spawn_bucket_registry(caf::actor_system& sys, wall_clock now,
+                                            counter_store_actor store);
+
+// A bucket that starts from `saved` (ignored when it was counted in another window, or its fixed
+// window has passed) and sends its state to `store` (if set) after every change.
+rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::string key,
+                                                counter_window window, wall_clock now,
+                                                std::optional<saved_counter> saved,
+                                                counter_store_actor store);
+
+// What a saved counter reads at `now` in the window it was saved with: 0 once its fixed window
+// has passed; a rolling window counts only the grants still inside it.
+int64_t saved_counter_value(const saved_counter& saved, std::chrono::system_clock::time_point now);
+
+// -- counter persistence -------------------------------------------------------------------------
+
+// The SQLite layer of the counter_store actor, usable (and tested) without an actor. One
+// connection, in WAL mode, with a busy timeout; table
+// counters(key TEXT PRIMARY KEY, window TEXT, window_id INTEGER, value INTEGER, entries TEXT),
+// where `entries` holds a rolling window's grants as JSON. Not thread-safe: one owner at a time.
+class counter_db {
+public:
+  // Opens or creates the database; throws std::runtime_error naming `path` when it cannot.
+  counter_db(std::string path, std::chrono::milliseconds busy_timeout);
+  ~counter_db();
+  counter_db(const counter_db&) = delete;
+  counter_db& operator=(const counter_db&) = delete;
+
+  // The state saved for `key`; nullopt when there is none, or when the row cannot be understood
+  // (logged: the counter then starts from 0). Throws std::runtime_error on SQLite errors.
+  std::optional<saved_counter> load(const std::string& key);
+
+  // Inserts or replaces every state in one transaction (all or none). Throws on SQLite errors.
+  void save(const std::map<std::string, saved_counter>& states);
+
+  const std::string& path() const { return path_; }
+
+private:
+  void close() noexcept;
+  [[noreturn]] void fail(const std::string& what) const;
+  void exec(const char* sql);
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* select_ = nullptr; // prepared once: load
+  sqlite3_stmt* upsert_ = nullptr; // prepared once: save
+};
+
+// Tests run the store on the deterministic test scheduler; everything else runs it detached.
+enum class counter_store_threading { detached, scheduled };
+
+// Opens the counter database at `path` (created if missing; its directory must exist) and spawns
+// the actor owning it. Throws std::runtime_error naming the path when it cannot be opened.
+counter_store_actor
+spawn_counter_store(caf::actor_system& sys, const std::string& path,
+                    counter_store_threading threading = counter_store_threading::detached);
+
 // -- sessions ------------------------------------------------------------------------------------
 
 // Where a session's outgoing JSON-RPC texts go (one complete message per call). Thread-safe.
@@ -101,7 +167,12 @@ struct policy_context {
   policy_ptr policy;              // immutable snapshot; null: no policy configured
   bucket_registry_actor registry; // the counters
   wall_clock now;                 // for "retry after" figures
+  audit_log_actor audit;          // optional: where every decision is recorded
 };
+
+// Opens (appends to) the audit log at `path`; throws std::runtime_error naming the path when it
+// cannot be opened.
+audit_log_actor spawn_audit_log(caf::actor_system& sys, const std::string& path);
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,

@@ -140,7 +140,9 @@ daemon_config load_config_file(const std::string& path) {
   if (root.IsNull())
     return config; // an empty file means all defaults
   check_keys(path, root, "the top level",
-             {"log_level", "default_model", "batch", "backends", "policy"});
+             {"log_level", "default_model", "batch", "backends", "policy", "audit_log"});
+  if (root["audit_log"])
+    config.audit_log = scalar<std::string>(path, root["audit_log"], "audit_log");
   if (root["policy"])
     config.policy_file = scalar<std::string>(path, root["policy"], "policy");
   if (root["log_level"])

@@ -33,6 +33,7 @@ struct daemon_config {
   engine_settings engine;
   std::string log_level = "info";
   std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
+  std::string audit_log;   // JSON Lines audit of tools/call decisions; empty: off
 };
 
 // Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).

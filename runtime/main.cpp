@@ -25,6 +25,7 @@ struct serve_flags {
   std::string batch_timeout;
   std::string log_level;
   std::string policy_file;
+  std::string audit_log;
   bool stdio = false;
 };
 
@@ -58,6 +59,8 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.log_level = flags.log_level;
   if (!flags.policy_file.empty())
     config.policy_file = flags.policy_file;
+  if (!flags.audit_log.empty())
+    config.audit_log = flags.audit_log;
   finalize_config(config);
   options.stdio = true; // the only transport so far
   return options;
@@ -137,6 +140,9 @@ int main(int argc, char** argv) {
       ->add_option("--policy", flags.policy_file,
                    "Intercept-compatible policy file (YAML): allow/deny, rate limits, hiding")
       ->check(CLI::ExistingFile);
+  serve->add_option("--audit-log", flags.audit_log,
+                    "Append every tools/call decision to this JSON Lines file (argument hashes "
+                    "only, never arguments)");
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 

@@ -54,6 +54,12 @@ int run_serve(const serve_options& options) {
 
   offload_actor_config actor_config;
   caf::actor_system sys{actor_config};
+  // Opened before any thread starts, so a bad path ends the start-up cleanly.
+  audit_log_actor audit;
+  if (!config.audit_log.empty()) {
+    audit = spawn_audit_log(sys, config.audit_log);
+    spdlog::info("auditing tools/call decisions to {}", config.audit_log);
+  }
 
   // One thread runs every socket; actors reach it only by posting.
   asio::io_context io{1};
@@ -72,6 +78,7 @@ int run_serve(const serve_options& options) {
 
   stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};
   policy_context policy;
+  policy.audit = audit;
   if (policy_snapshot) {
     policy.policy = policy_snapshot;
     policy.now = [] { return std::chrono::system_clock::now(); };
@@ -122,6 +129,10 @@ int run_serve(const serve_options& options) {
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
   for (auto& backend : backends)
     caf::anon_send_exit(backend, caf::exit_reason::user_shutdown);
+  if (audit) {
+    caf::anon_send_exit(audit, caf::exit_reason::user_shutdown);
+    self->wait_for(audit);
+  }
   if (policy.registry) {
     caf::anon_send_exit(policy.registry, caf::exit_reason::user_shutdown);
     self->wait_for(policy.registry);

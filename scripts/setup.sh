@@ -19,7 +19,7 @@ done
 
 packages=(ca-certificates g++ cmake ninja-build pkg-config libcaf-dev libboost1.81-dev
           nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libcli11-dev
-          libsystemd-dev libre2-dev)
+          libsystemd-dev libre2-dev libssl-dev)
 if [ "$with_node" = 1 ]; then
   packages+=(nodejs npm)
 fi

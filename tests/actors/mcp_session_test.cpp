@@ -36,7 +36,7 @@ struct fixture : test_coordinator_fixture<> {
     caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
     auto clock = [this] { return wall_now; };
     registry = spawn_bucket_registry(sys, clock);
-    aut = make_session(policy_context{parsed.value, registry, clock});
+    aut = make_session(policy_context{parsed.value, registry, clock, {}});
     consume_messages();
     initialize();
   }

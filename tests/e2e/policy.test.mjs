@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -185,4 +186,31 @@ test('SIGHUP and file changes reload the policy; a bad file keeps the old one', 
   } finally {
     await server.kill();
   }
+});
+
+test('the audit log records each decision with an argument hash, never the arguments', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const log = path.join(dir, 'audit.jsonl');
+  const server = await startServer({ fake, args: ['--policy', interceptPolicy, '--audit-log', log] });
+  const secret = 'sk-do-not-log-0123456789';
+  try {
+    await withLogs([server], async () => {
+      const args = { sequential: false, tasks: [{ task: `use ${secret}` }] };
+      assert.equal((await server.callTool('batch_offload', args)).isError, false);
+      assert.equal((await server.callTool('offload_work', { task: secret })).isError, true);
+    });
+  } finally {
+    await server.close();
+  }
+  const text = readFileSync(log, 'utf8');
+  assert.ok(!text.includes(secret), 'arguments must never reach the audit log');
+  const lines = text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0].tool, 'batch_offload');
+  assert.equal(lines[0].result, 'allowed');
+  assert.match(lines[0].args_hash, /^[0-9a-f]{64}$/);
+  assert.equal(lines[1].tool, 'offload_work');
+  assert.equal(lines[1].result, 'denied');
+  assert.equal(lines[1].rule, '(hidden)');
+  assert.equal(lines[1].args_hash,
+               createHash('sha256').update(JSON.stringify({ task: secret })).digest('hex'));
 });
