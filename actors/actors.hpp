@@ -62,7 +62,7 @@ using bucket_registry_actor = caf::typed_actor<
     // Give back a call's quota (its upstream answered a JSON-RPC error).
     caf::reacts_to<release_atom, std::vector<held_quota>>,
     // Current values of the given counters (for state.* conditions), in order; windows come from
-    // the policy (a counter not seen yet reads 0).
+    // the policy (a counter never used reads its saved value, or 0).
     caf::replies_to<peek_atom, std::vector<std::string>>::with<std::vector<int64_t>>>;
 
 // Appends audit records to a JSON Lines file; detached, since it blocks on the disk.

@@ -16,10 +16,9 @@
 
 #include "actors/spawn.hpp"
 
+#include <caf/expected.hpp>
 #include <caf/stateful_actor.hpp>
 #include <spdlog/spdlog.h>
-
-#include <caf/expected.hpp>
 
 #include <unordered_map>
 
@@ -48,8 +47,8 @@ struct bucket_load {
 };
 
 struct bucket_entry {
-  rate_limit_bucket_actor handle; // null while loading
-  counter_window window;          // the window the bucket counts in
+  rate_limit_bucket_actor handle;       // null while loading
+  counter_window window;                // the window the bucket counts in
   std::shared_ptr<bucket_load> loading; // set until the store has answered
 };
 
@@ -79,10 +78,52 @@ using reservation_call_ptr = std::shared_ptr<reservation_call>;
 // One peek request in progress.
 struct peek_call {
   std::vector<int64_t> values;
-  size_t waiting = 0; // buckets that have not answered yet
+  size_t waiting = 0; // buckets (or store reads) that have not answered yet
   bool answered = false;
   caf::typed_response_promise<std::vector<int64_t>> promise;
+
+  void value(size_t i, int64_t v) {
+    values[i] = v;
+    if (--waiting == 0 && !answered) {
+      answered = true;
+      promise.deliver(std::move(values));
+    }
+  }
+
+  // The caller must not evaluate state conditions on a made-up value.
+  void fail(caf::error err) {
+    if (!answered) {
+      answered = true;
+      promise.deliver(std::move(err));
+    }
+  }
 };
+using peek_call_ptr = std::shared_ptr<peek_call>;
+
+void peek_bucket(registry_pointer self, peek_call_ptr call, size_t i, const std::string& key,
+                 const rate_limit_bucket_actor& bucket) {
+  self->request(bucket, bucket_reply_timeout, peek_atom_v)
+      .then([call, i](int64_t value) { call->value(i, value); },
+            [call, key](caf::error& err) {
+              spdlog::error("counter {} could not be read: {}", key, caf::to_string(err));
+              call->fail(std::move(err));
+            });
+}
+
+// A key without a bucket in this run: what the previous run saved, evaluated in the window it was
+// saved with (if the policy now uses another, the bucket will start from 0 and so will this).
+void peek_store(registry_pointer self, peek_call_ptr call, size_t i, const std::string& key) {
+  self->request(self->state.store, store_reply_timeout, counter_load_atom_v, key)
+      .then(
+          [self, call, i](std::optional<saved_counter>& saved) {
+            call->value(i, saved ? saved_counter_value(*saved, self->state.now()) : 0);
+          },
+          [call, key](caf::error& err) {
+            spdlog::error("counter {} could not be read from the store: {}", key,
+                          caf::to_string(err));
+            call->fail(std::move(err));
+          });
+}
 
 // Spawns the bucket for `key` from its saved state and registers it, unless the key's entry was
 // replaced while the state was loading (then the bucket serves only the waiters of this load).
@@ -91,9 +132,9 @@ rate_limit_bucket_actor start_bucket(registry_pointer self, const std::string& k
                                      std::optional<saved_counter> saved,
                                      const std::shared_ptr<bucket_load>& load) {
   auto& st = self->state;
-  auto bucket = spawn_rate_limit_bucket(self->home_system(), key, window, st.now,
-                                        std::move(saved), st.store);
-  // Monitor, never link: a bucket's death costs its counts, not the registry.
+  auto bucket =
+      spawn_rate_limit_bucket(self->home_system(), key, window, st.now, std::move(saved), st.store);
+  // Monitor, never link: a bucket's death costs its unsaved counts, not the registry.
   self->monitor(bucket);
   auto it = st.buckets.find(key);
   if (!load)
@@ -133,7 +174,7 @@ void with_bucket(registry_pointer self, const std::string& key, const counter_wi
       .then(
           [self, key, window, load](std::optional<saved_counter>& saved) {
             auto bucket = start_bucket(self, key, window, std::move(saved), load);
-            // Taken out first: a waiter may ask for this key again, which must not append here.
+            // Moved out first, so that nothing a waiter does can touch the list being run.
             auto waiters = std::move(load->waiters);
             for (auto& waiter : waiters)
               waiter(bucket);
@@ -181,14 +222,13 @@ void reserve_next(registry_pointer self, reservation_call_ptr call) {
     return;
   }
   const auto& r = call->reservations[call->next];
-  with_bucket(self, r.key, r.window,
-              [self, call](caf::expected<rate_limit_bucket_actor> bucket) {
-                if (!bucket) {
-                  refuse(self, *call, 0, true);
-                  return;
-                }
-                reserve_at(self, call, *bucket);
-              });
+  with_bucket(self, r.key, r.window, [self, call](caf::expected<rate_limit_bucket_actor> bucket) {
+    if (!bucket) {
+      refuse(self, *call, 0, true);
+      return;
+    }
+    reserve_at(self, call, *bucket);
+  });
 }
 
 // Asks `bucket` for the call's current reservation.
@@ -212,15 +252,19 @@ void reserve_at(registry_pointer self, reservation_call_ptr call, rate_limit_buc
           });
 }
 
-bucket_registry_actor::behavior_type bucket_registry(registry_pointer self, wall_clock now) {
+bucket_registry_actor::behavior_type bucket_registry(registry_pointer self, wall_clock now,
+                                                     counter_store_actor store) {
   self->state.now = std::move(now);
+  self->state.store = std::move(store);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& buckets = self->state.buckets;
     for (auto it = buckets.begin(); it != buckets.end(); ++it) {
-      if (it->second.handle.address() == msg.source) {
-        // The next reservation of the key spawns a fresh bucket; until then it reads 0.
-        spdlog::error("counter {} stopped ({}); its counts are lost", it->first,
-                      caf::to_string(msg.reason));
+      if (!it->second.loading && it->second.handle.address() == msg.source) {
+        // The next reservation of the key spawns a fresh bucket: from the state the dead one
+        // last saved when there is a store, else from 0 (and until then the key reads 0).
+        spdlog::error("counter {} stopped ({}); {}", it->first, caf::to_string(msg.reason),
+                      self->state.store ? "it restarts from its last saved state"
+                                        : "its counts are lost");
         buckets.erase(it);
         return;
       }
@@ -246,48 +290,51 @@ bucket_registry_actor::behavior_type bucket_registry(registry_pointer self, wall
           // A key without a bucket has nothing to give back to (its bucket died, or the quota
           // was never ours).
           auto it = buckets.find(h.key);
-          if (it != buckets.end())
+          if (it == buckets.end())
+            continue;
+          if (!it->second.loading) {
             self->send(it->second.handle, release_atom_v, std::move(h));
+            continue;
+          }
+          // The bucket that granted it died or was replaced; the new one may have reloaded the
+          // grant from the store, so it gets the release once it exists.
+          it->second.loading->waiters.push_back(
+              [self, h](caf::expected<rate_limit_bucket_actor> bucket) {
+                if (bucket)
+                  self->send(*bucket, release_atom_v, h);
+              });
         }
       },
       [self](peek_atom, std::vector<std::string>& keys) -> caf::result<std::vector<int64_t>> {
-        auto& buckets = self->state.buckets;
-        std::vector<rate_limit_bucket_actor> asked(keys.size());
+        auto& st = self->state;
+        // Keys without a bucket read 0, or what the store saved for them.
         size_t waiting = 0;
-        for (size_t i = 0; i < keys.size(); ++i) {
-          auto it = buckets.find(keys[i]);
-          if (it != buckets.end()) {
-            asked[i] = it->second.handle;
+        for (const auto& key : keys)
+          if (st.store || st.buckets.count(key) != 0)
             ++waiting;
-          }
-        }
         if (waiting == 0)
           return std::vector<int64_t>(keys.size(), 0);
-        // Peeks only read, so the buckets are asked all at once.
+        // Peeks only read, so everything is asked at once.
         auto call = std::make_shared<peek_call>();
         call->values.assign(keys.size(), 0);
         call->waiting = waiting;
         call->promise = self->make_response_promise<std::vector<int64_t>>();
-        for (size_t i = 0; i < asked.size(); ++i) {
-          if (!asked[i])
-            continue;
-          self->request(asked[i], bucket_reply_timeout, peek_atom_v)
-              .then(
-                  [call, i](int64_t value) {
-                    call->values[i] = value;
-                    if (--call->waiting == 0 && !call->answered) {
-                      call->answered = true;
-                      call->promise.deliver(std::move(call->values));
-                    }
-                  },
-                  [call, key = keys[i]](caf::error& err) {
-                    // The caller must not evaluate state conditions on a made-up value.
-                    spdlog::error("counter {} could not be read: {}", key, caf::to_string(err));
-                    if (!call->answered) {
-                      call->answered = true;
-                      call->promise.deliver(std::move(err));
-                    }
-                  });
+        for (size_t i = 0; i < keys.size(); ++i) {
+          auto it = st.buckets.find(keys[i]);
+          if (it == st.buckets.end()) {
+            if (st.store)
+              peek_store(self, call, i, keys[i]);
+          } else if (!it->second.loading) {
+            peek_bucket(self, call, i, keys[i], it->second.handle);
+          } else {
+            it->second.loading->waiters.push_back(
+                [self, call, i, key = keys[i]](caf::expected<rate_limit_bucket_actor> bucket) {
+                  if (bucket)
+                    peek_bucket(self, call, i, key, *bucket);
+                  else
+                    call->fail(bucket.error());
+                });
+          }
         }
         return call->promise;
       },
@@ -297,7 +344,12 @@ bucket_registry_actor::behavior_type bucket_registry(registry_pointer self, wall
 } // namespace
 
 bucket_registry_actor spawn_bucket_registry(caf::actor_system& sys, wall_clock now) {
-  return sys.spawn(bucket_registry, std::move(now));
+  return spawn_bucket_registry(sys, std::move(now), counter_store_actor{});
+}
+
+bucket_registry_actor spawn_bucket_registry(caf::actor_system& sys, wall_clock now,
+                                            counter_store_actor store) {
+  return sys.spawn(bucket_registry, std::move(now), std::move(store));
 }
 
 } // namespace offload

@@ -121,11 +121,11 @@ struct statement_reset {
 
 counter_db::counter_db(std::string path, std::chrono::milliseconds busy_timeout)
     : path_(std::move(path)) {
-  // SQLite allocates a handle even when opening fails; close() releases it.
-  if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK)
-    fail("cannot open the counter database");
   try {
+    // SQLite allocates a handle even when opening fails; the catch below releases it.
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK)
+      fail("cannot open the counter database");
     sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
     // The pragma answers with the mode in force; a file system without shared memory (some
     // network mounts) keeps the old mode, which still works, only with readers blocking writers.
@@ -268,9 +268,7 @@ struct counter_store_state {
 
   // Runs when the actor stops (CAF destroys the state on exit): saves that arrived after the
   // last flush must still reach the disk.
-  ~counter_store_state() {
-    write_pending();
-  }
+  ~counter_store_state() { write_pending(); }
 
   void write_pending() {
     flush_queued = false;
@@ -292,8 +290,8 @@ using store_pointer = counter_store_actor::stateful_pointer<counter_store_state>
 
 // `db` is moved out of its box so that only the state owns the connection, which then closes
 // when the actor stops (CAF may keep the spawn arguments alive longer).
-counter_store_actor::behavior_type
-counter_store(store_pointer self, std::shared_ptr<std::unique_ptr<counter_db>> db) {
+counter_store_actor::behavior_type counter_store(store_pointer self,
+                                                 std::shared_ptr<std::unique_ptr<counter_db>> db) {
   self->state.db = std::move(*db);
   return {
       [self](counter_load_atom,

@@ -189,8 +189,8 @@ bool release_rolling(rate_limit_bucket_state& st, time_point now, rolling_window
 void restore(rate_limit_bucket_state& st, const saved_counter& saved, time_point now) {
   // Counts kept under one window mean nothing under another (as on a policy reload).
   if (saved.window != st.window) {
-    spdlog::info("counter {} was saved counting per {}, now per {}: it starts again from 0",
-                 st.key, to_string(saved.window), to_string(st.window));
+    spdlog::info("counter {} was saved counting per {}, now per {}: it starts again from 0", st.key,
+                 to_string(saved.window), to_string(st.window));
     return;
   }
   if (const auto* fixed = std::get_if<fixed_window>(&st.window)) {
@@ -241,9 +241,10 @@ void persist(bucket_pointer self) {
 
 // -- behaviour -------------------------------------------------------------------------------
 
-rate_limit_bucket_actor::behavior_type
-rate_limit_bucket(bucket_pointer self, std::string key, counter_window window, wall_clock now,
-                  std::optional<saved_counter> saved, counter_store_actor store) {
+rate_limit_bucket_actor::behavior_type rate_limit_bucket(bucket_pointer self, std::string key,
+                                                         counter_window window, wall_clock now,
+                                                         std::optional<saved_counter> saved,
+                                                         counter_store_actor store) {
   auto& st = self->state;
   st.key = std::move(key);
   st.window = window;

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -139,8 +140,11 @@ daemon_config load_config_file(const std::string& path) {
   daemon_config config;
   if (root.IsNull())
     return config; // an empty file means all defaults
-  check_keys(path, root, "the top level",
-             {"log_level", "default_model", "batch", "backends", "policy", "audit_log"});
+  check_keys(
+      path, root, "the top level",
+      {"log_level", "default_model", "batch", "backends", "policy", "audit_log", "state_dir"});
+  if (root["state_dir"])
+    config.state_dir = scalar<std::string>(path, root["state_dir"], "state_dir");
   if (root["audit_log"])
     config.audit_log = scalar<std::string>(path, root["audit_log"], "audit_log");
   if (root["policy"])
@@ -177,6 +181,18 @@ daemon_config load_config_file(const std::string& path) {
     }
   }
   return config;
+}
+
+std::string default_state_dir() {
+  if (const char* systemd = std::getenv("STATE_DIRECTORY"); systemd != nullptr && *systemd) {
+    std::string first{systemd};
+    return first.substr(0, first.find(':')); // systemd lists several directories with ':'
+  }
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg)
+    return std::string{xdg} + "/offload";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home)
+    return std::string{home} + "/.local/state/offload";
+  return "/var/lib/offload";
 }
 
 loaded_policy load_policy_file(const std::string& path) {
@@ -218,6 +234,8 @@ void finalize_config(daemon_config& config) {
     // An exchange never outlives the task that waits for it.
     backend.timeouts.total = std::min(backend.timeouts.total, config.engine.task_timeout);
   }
+  if (config.state_dir.empty())
+    config.state_dir = default_state_dir();
   if (config.engine.batch_timeout < config.engine.task_timeout)
     config.engine.batch_timeout = config.engine.task_timeout;
 }

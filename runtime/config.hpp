@@ -34,6 +34,7 @@ struct daemon_config {
   std::string log_level = "info";
   std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
   std::string audit_log;   // JSON Lines audit of tools/call decisions; empty: off
+  std::string state_dir;   // where persistent state lives; empty: default_state_dir()
 };
 
 // Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).
@@ -54,6 +55,10 @@ struct loaded_policy {
 
 // Reads and parses a policy file (Intercept v1.1.0 or the seed form).
 loaded_policy load_policy_file(const std::string& path);
+
+// $STATE_DIRECTORY (set by systemd's StateDirectory=), else $XDG_STATE_HOME/offload, else
+// $HOME/.local/state/offload.
+std::string default_state_dir();
 
 // Fills derived fields (names, parsed URLs, total timeouts) and checks the whole; throws
 // config_error. Adds the default Ollama backend when none is configured.

@@ -26,6 +26,7 @@ struct serve_flags {
   std::string log_level;
   std::string policy_file;
   std::string audit_log;
+  std::string state_dir;
   bool stdio = false;
 };
 
@@ -61,6 +62,8 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.policy_file = flags.policy_file;
   if (!flags.audit_log.empty())
     config.audit_log = flags.audit_log;
+  if (!flags.state_dir.empty())
+    config.state_dir = flags.state_dir;
   finalize_config(config);
   options.stdio = true; // the only transport so far
   return options;
@@ -143,6 +146,9 @@ int main(int argc, char** argv) {
   serve->add_option("--audit-log", flags.audit_log,
                     "Append every tools/call decision to this JSON Lines file (argument hashes "
                     "only, never arguments)");
+  serve->add_option("--state-dir", flags.state_dir,
+                    "Directory for persistent state (policy counters); default $STATE_DIRECTORY, "
+                    "$XDG_STATE_HOME/offload or ~/.local/state/offload");
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -55,6 +56,17 @@ int run_serve(const serve_options& options) {
   offload_actor_config actor_config;
   caf::actor_system sys{actor_config};
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
+  counter_store_actor counters;
+  if (policy_snapshot) {
+    std::error_code ec;
+    std::filesystem::create_directories(config.state_dir, ec);
+    if (ec)
+      throw config_error("cannot create the state directory " + config.state_dir + ": " +
+                         ec.message());
+    auto db = config.state_dir + "/counters.sqlite";
+    counters = spawn_counter_store(sys, db);
+    spdlog::info("policy counters persist in {}", db);
+  }
   audit_log_actor audit;
   if (!config.audit_log.empty()) {
     audit = spawn_audit_log(sys, config.audit_log);
@@ -82,7 +94,7 @@ int run_serve(const serve_options& options) {
   if (policy_snapshot) {
     policy.policy = policy_snapshot;
     policy.now = [] { return std::chrono::system_clock::now(); };
-    policy.registry = spawn_bucket_registry(sys, policy.now);
+    policy.registry = spawn_bucket_registry(sys, policy.now, counters);
   }
   auto session = spawn_mcp_session(sys, {"stdio", version_string, ""}, transport.sink(), router,
                                    engine, policy);
@@ -136,6 +148,11 @@ int run_serve(const serve_options& options) {
   if (policy.registry) {
     caf::anon_send_exit(policy.registry, caf::exit_reason::user_shutdown);
     self->wait_for(policy.registry);
+  }
+  if (counters) {
+    // After the registry and its buckets, so that their last saves are written.
+    caf::anon_send_exit(counters, caf::exit_reason::user_shutdown);
+    self->wait_for(counters);
   }
   self->wait_for(router);
   for (auto& backend : backends)

@@ -4,7 +4,9 @@
 #include "actors/spawn.hpp"
 
 #include <caf/scoped_actor.hpp>
+#include <unistd.h>
 
+#include <filesystem>
 #include <map>
 
 using namespace offload;
@@ -28,6 +30,38 @@ counter_reservation reservation(std::string key, int64_t amount, int64_t limit,
   r.rule = "rule of " + key;
   r.message = "too many " + key;
   return r;
+}
+
+// 12:34:00, the id of the minute window start_time is in.
+const int64_t minute_id =
+    std::chrono::duration_cast<std::chrono::seconds>((start_time - 56s).time_since_epoch()).count();
+
+// A database file of its own for each test, removed with its WAL files afterwards.
+struct temp_db {
+  std::string path;
+
+  temp_db() {
+    static int next = 0;
+    auto name = "offload-registry-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
+    path = (std::filesystem::temp_directory_path() / (name + ".db")).string();
+    remove_files();
+  }
+  ~temp_db() { remove_files(); }
+
+  void remove_files() const {
+    std::error_code ignored;
+    for (const char* suffix : {"", "-wal", "-shm"})
+      std::filesystem::remove(path + suffix, ignored);
+  }
+};
+
+// Writes a fixed minute counter for `key` as a previous run would have left it.
+void seed_minute(const temp_db& file, const std::string& key, int64_t value) {
+  saved_counter state;
+  state.window = fixed_window::minute;
+  state.window_id = minute_id;
+  state.value = value;
+  counter_db{file.path, std::chrono::milliseconds{100}}.save({{key, state}});
 }
 
 using reservations = std::vector<counter_reservation>;
@@ -69,14 +103,49 @@ void reporter(caf::event_based_actor* self, bucket_registry_actor registry, caf:
             [=](caf::error&) { self->send(to, -1); });
 }
 
+// A counter store whose loads fail `failures` times, then find nothing; saves go nowhere.
+counter_store_actor::behavior_type failing_store(counter_store_actor::pointer,
+                                                 std::shared_ptr<int> failures) {
+  return {
+      [failures](counter_load_atom,
+                 const std::string&) -> caf::result<std::optional<saved_counter>> {
+        if (*failures > 0) {
+          --*failures;
+          return caf::make_error(caf::sec::runtime_error, "disk on fire");
+        }
+        return std::optional<saved_counter>{};
+      },
+      [](counter_save_atom, const std::string&, const saved_counter&) {},
+      [](counter_flush_atom) {},
+  };
+}
+
 struct fixture : test_coordinator_fixture<> {
   time_point now = start_time;
   wall_clock clock = [this] { return now; };
   bucket_registry_actor aut = spawn_bucket_registry(sys, clock);
+  // Set by tests that persist their counters.
+  temp_db file;
+  counter_store_actor store;
 
-  ~fixture() override {
+  ~fixture() override { stop(); }
+
+  // Stops the registry (its buckets go with it) and then the store, as the daemon does.
+  void stop() {
     caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
     consume_messages();
+    if (store) {
+      caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+      consume_messages();
+      store = nullptr;
+    }
+  }
+
+  // Stands in for a daemon (re)starting: a fresh store on `file` and a registry using it.
+  void start_with_store() {
+    stop();
+    store = spawn_counter_store(sys, file.path, counter_store_threading::scheduled);
+    aut = spawn_bucket_registry(sys, clock, store);
   }
 
   reservation_outcome reserve(reservations list) {
@@ -102,6 +171,14 @@ struct fixture : test_coordinator_fixture<> {
   void release(std::vector<held_quota> held) {
     self->send(aut, release_atom_v, std::move(held));
     consume_messages();
+  }
+
+  // Reserves `count` times 1 of `limit` on `key`, one call after another; returns the grants.
+  int reserve_count(const std::string& key, int count, int64_t limit) {
+    int granted = 0;
+    for (int i = 0; i < count; ++i)
+      granted += reserve({reservation(key, 1, limit)}).granted ? 1 : 0;
+    return granted;
   }
 };
 
@@ -218,6 +295,92 @@ CAF_TEST(64 concurrent callers on a limit of 30 get exactly 30 grants) {
   CAF_CHECK_EQUAL(peek({"offload_work._rate_minute"}), (values{30}));
 }
 
+// -- persistence -----------------------------------------------------------------------------
+
+CAF_TEST(counters survive a restart : exactly N allowed in all then N + 1 refused) {
+  start_with_store();
+  CAF_CHECK_EQUAL(reserve_count("t.a", 3, 5), 3);
+  start_with_store(); // the restart
+  // A counter not used since the restart reads what was saved.
+  CAF_CHECK_EQUAL(peek({"t.a", "never.seen"}), (values{3, 0}));
+  CAF_CHECK(reserve({reservation("t.a", 1, 5)}).granted);
+  CAF_CHECK(reserve({reservation("t.a", 1, 5)}).granted);
+  auto refused = reserve({reservation("t.a", 1, 5)});
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 4);
+  start_with_store();
+  CAF_CHECK(!reserve({reservation("t.a", 1, 5)}).granted);
+  CAF_CHECK_EQUAL(peek({"t.a"}), (values{5}));
+}
+
+CAF_TEST(a rollback before the restart is not counted after it) {
+  start_with_store();
+  CAF_REQUIRE(reserve({reservation("t.a", 2, 2)}).granted);
+  auto outcome = reserve({reservation("t.b", 1, 1), reservation("t.a", 1, 2)});
+  CAF_CHECK(!outcome.granted);
+  auto held = reserve({reservation("t.c", 1, 1)}).held;
+  release(held); // the upstream answered a JSON-RPC error
+  start_with_store();
+  CAF_CHECK_EQUAL(peek({"t.a", "t.b", "t.c"}), (values{2, 0, 0}));
+}
+
+CAF_TEST(a fixed window that passed while down starts fresh) {
+  start_with_store();
+  CAF_CHECK_EQUAL(reserve_count("t.a", 6, 5), 5);
+  stop();
+  now = start_time + 10s; // 12:35:06: the minute ended while the daemon was down
+  start_with_store();
+  CAF_CHECK_EQUAL(peek({"t.a"}), (values{0}));
+  CAF_CHECK_EQUAL(reserve_count("t.a", 6, 5), 5);
+}
+
+CAF_TEST(a rolling window keeps counting across a restart) {
+  auto rolling = counter_window{rolling_window{60s}};
+  start_with_store();
+  CAF_REQUIRE(reserve({reservation("t.r", 1, 2, rolling)}).granted);
+  now += 30s;
+  CAF_REQUIRE(reserve({reservation("t.r", 1, 2, rolling)}).granted);
+  stop();
+  now += 40s; // the first grant left the window while the daemon was down
+  start_with_store();
+  CAF_CHECK_EQUAL(peek({"t.r"}), (values{1}));
+  CAF_CHECK(reserve({reservation("t.r", 1, 2, rolling)}).granted);
+  auto refused = reserve({reservation("t.r", 1, 2, rolling)});
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 20); // the second grant leaves 60 s after it came
+}
+
+CAF_TEST(reservations arriving while the saved state loads are serialised) {
+  seed_minute(file, "offload_work._rate_minute", 10);
+  start_with_store();
+  auto results = std::make_shared<tally>();
+  for (int i = 0; i < 64; ++i)
+    sys.spawn(reserver, aut, reservation("offload_work._rate_minute", 1, 30), results);
+  // The first request starts the load; the other 63 reach the registry before the store
+  // answers and wait for the bucket in arrival order.
+  consume_messages();
+  CAF_CHECK_EQUAL(results->granted, 20);
+  CAF_CHECK_EQUAL(results->refused, 44);
+  CAF_CHECK_EQUAL(results->failed, 0);
+  CAF_CHECK_EQUAL(peek({"offload_work._rate_minute"}), (values{30}));
+  start_with_store();
+  CAF_CHECK_EQUAL(peek({"offload_work._rate_minute"}), (values{30}));
+}
+
+CAF_TEST(a store that cannot be read refuses the call and the next call tries again) {
+  stop();
+  auto failures = std::make_shared<int>(1);
+  store = sys.spawn(failing_store, failures);
+  aut = spawn_bucket_registry(sys, clock, store);
+  auto outcome = reserve({reservation("t.a", 1, 5), reservation("t.b", 1, 5)});
+  CAF_CHECK(!outcome.granted);
+  CAF_REQUIRE(outcome.denial.has_value());
+  CAF_CHECK_EQUAL(outcome.denial->message, "Internal policy error");
+  CAF_CHECK_EQUAL(outcome.denial->rule, "rule of t.a");
+  CAF_CHECK(reserve({reservation("t.a", 1, 5), reservation("t.b", 1, 5)}).granted);
+  CAF_CHECK_EQUAL(peek({"t.a", "t.b"}), (values{1, 1}));
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
 
 // The same crowd on CAF's real work-stealing scheduler: callers truly run in parallel threads.
@@ -241,4 +404,40 @@ CAF_TEST(64 callers on the threaded scheduler get exactly 30 grants) {
   CAF_CHECK_EQUAL(seen[0], 34);
   CAF_CHECK_EQUAL(seen[-1], 0);
   caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+}
+
+// A detached store (its own thread, as in the daemon) under the same crowd: the counter starts
+// from the previous run's 10, so 20 more fit, and the file holds 30 afterwards.
+CAF_TEST(64 callers with a detached store continue from the saved count) {
+  temp_db file;
+  seed_minute(file, "k", 10);
+  {
+    caf::actor_system_config cfg;
+    cfg.set("scheduler.max-threads", 4);
+    caf::actor_system real{cfg};
+    wall_clock clock = [] { return start_time; };
+    auto store = spawn_counter_store(real, file.path);
+    auto registry = spawn_bucket_registry(real, clock, store);
+    caf::scoped_actor collector{real};
+    auto to = caf::actor_cast<caf::actor>(collector);
+    for (int i = 0; i < 64; ++i)
+      real.spawn(reporter, registry, to);
+    std::map<int, int> seen;
+    for (int i = 0; i < 64; ++i)
+      collector->receive([&](int result) { ++seen[result]; },
+                         caf::after(std::chrono::seconds{30}) >>
+                             [] { CAF_FAIL("a caller did not hear back"); });
+    CAF_CHECK_EQUAL(seen[1], 20);
+    CAF_CHECK_EQUAL(seen[0], 44);
+    CAF_CHECK_EQUAL(seen[-1], 0);
+    // The daemon's shutdown order: the registry (and with it the buckets), then the store.
+    caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    collector->wait_for(registry);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    collector->wait_for(store);
+  }
+  auto saved = counter_db{file.path, std::chrono::milliseconds{100}}.load("k");
+  CAF_REQUIRE(saved.has_value());
+  CAF_CHECK_EQUAL(saved->window_id, minute_id);
+  CAF_CHECK_EQUAL(saved->value, 30);
 }

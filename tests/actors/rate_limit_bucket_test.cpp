@@ -21,20 +21,59 @@ int64_t epoch_seconds(time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+using saves = std::vector<std::pair<std::string, saved_counter>>;
+
+// Stands in for the counter store: records every save, has nothing to load.
+counter_store_actor::behavior_type recording_store(counter_store_actor::pointer,
+                                                   std::shared_ptr<saves> out) {
+  return {
+      [](counter_load_atom, const std::string&) { return std::optional<saved_counter>{}; },
+      [out](counter_save_atom, std::string& key, saved_counter& state) {
+        out->emplace_back(std::move(key), std::move(state));
+      },
+      [](counter_flush_atom) {},
+  };
+}
+
+saved_counter saved_fixed(fixed_window window, time_point window_start, int64_t value) {
+  saved_counter out;
+  out.window = window;
+  out.window_id = epoch_seconds(window_start);
+  out.value = value;
+  return out;
+}
+
+saved_counter saved_rolling(std::chrono::seconds length, std::vector<saved_grant> grants) {
+  saved_counter out;
+  out.window = rolling_window{length};
+  out.grants = std::move(grants);
+  return out;
+}
+
 struct fixture : test_coordinator_fixture<> {
   // The wall clock every bucket reads; tests move it by assignment.
   time_point now = utc(march_10, 12h + 34min + 56s);
   wall_clock clock = [this] { return now; };
   std::vector<rate_limit_bucket_actor> spawned;
+  std::shared_ptr<saves> saved = std::make_shared<saves>();
+  counter_store_actor store = sys.spawn(recording_store, saved);
 
   ~fixture() override {
     for (auto& bucket : spawned)
       caf::anon_send_exit(bucket, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
     consume_messages();
   }
 
   rate_limit_bucket_actor spawn_aut(counter_window window) {
     spawned.push_back(spawn_rate_limit_bucket(sys, "tool.calls", window, clock));
+    return spawned.back();
+  }
+
+  // A bucket that starts from `from` and saves to the recording store.
+  rate_limit_bucket_actor spawn_restored(counter_window window, std::optional<saved_counter> from) {
+    spawned.push_back(
+        spawn_rate_limit_bucket(sys, "tool.calls", window, clock, std::move(from), store));
     return spawned.back();
   }
 
@@ -273,6 +312,97 @@ CAF_TEST(a rolling release removes its grant only while it is counted) {
   CAF_CHECK_EQUAL(peek(aut), 2);
   release(aut, second.held);
   CAF_CHECK_EQUAL(peek(aut), 2);
+}
+
+// -- persistence -----------------------------------------------------------------------------
+
+CAF_TEST(a bucket continues from a saved fixed window that is still current) {
+  auto aut = spawn_restored(fixed_window::minute,
+                            saved_fixed(fixed_window::minute, utc(march_10, 12h + 34min), 2));
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  CAF_CHECK_EQUAL(grant_count(aut, 2, 3), 1);
+  CAF_CHECK_EQUAL(reserve(aut, 1, 3).retry_after_seconds, 4);
+}
+
+CAF_TEST(a saved fixed window that has passed starts from 0) {
+  auto aut = spawn_restored(fixed_window::minute,
+                            saved_fixed(fixed_window::minute, utc(march_10, 12h + 33min), 3));
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  CAF_CHECK_EQUAL(grant_count(aut, 4, 3), 3);
+}
+
+CAF_TEST(a saved fixed window later than the clock stays in force) {
+  // The clock went back across the restart: as without one, that never refunds quota.
+  auto aut = spawn_restored(fixed_window::minute,
+                            saved_fixed(fixed_window::minute, utc(march_10, 12h + 40min), 3));
+  CAF_CHECK_EQUAL(peek(aut), 3);
+  CAF_CHECK(!reserve(aut, 1, 3).granted);
+}
+
+CAF_TEST(a state saved under another window is not used) {
+  auto aut =
+      spawn_restored(fixed_window::minute, saved_fixed(fixed_window::hour, utc(march_10, 12h), 3));
+  CAF_CHECK_EQUAL(peek(aut), 0);
+  auto rolled = spawn_restored(rolling_window{90s}, saved_rolling(60s, {{now - 1s, 3}}));
+  CAF_CHECK_EQUAL(peek(rolled), 0);
+}
+
+CAF_TEST(saved rolling grants older than the window are dropped) {
+  auto t0 = now;
+  // Out of order on purpose: the bucket sorts them.
+  auto aut = spawn_restored(rolling_window{60s},
+                            saved_rolling(60s, {{t0 - 30s, 2}, {t0 - 70s, 5}, {t0 - 60s, 1}}));
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  auto refused = reserve(aut, 2, 3);
+  CAF_CHECK(!refused.granted);
+  CAF_CHECK_EQUAL(refused.retry_after_seconds, 30); // the saved grant leaves at t0 + 30
+  CAF_CHECK(reserve(aut, 1, 3).granted);
+  now = t0 + 30s;
+  CAF_CHECK_EQUAL(peek(aut), 1);
+}
+
+CAF_TEST(a bucket saves its whole state after every change and only then) {
+  auto aut = spawn_restored(fixed_window::minute, std::nullopt);
+  auto first = reserve(aut, 2, 3);
+  CAF_REQUIRE(first.granted);
+  CAF_CHECK(!reserve(aut, 2, 3).granted); // refused: nothing changed
+  CAF_CHECK(reserve(aut, 0, 3).granted);  // zero: nothing changed
+  CAF_CHECK_EQUAL(peek(aut), 2);
+  release(aut, first.held);
+  release(aut, first.held); // already at 0: nothing changed
+  CAF_REQUIRE_EQUAL(saved->size(), 2u);
+  CAF_CHECK_EQUAL((*saved)[0].first, "tool.calls");
+  CAF_CHECK((*saved)[0].second.window == counter_window{fixed_window::minute});
+  CAF_CHECK_EQUAL((*saved)[0].second.window_id, epoch_seconds(utc(march_10, 12h + 34min)));
+  CAF_CHECK_EQUAL((*saved)[0].second.value, 2);
+  CAF_CHECK_EQUAL((*saved)[1].second.value, 0);
+}
+
+CAF_TEST(a rolling bucket saves the grants it still counts) {
+  auto t0 = now;
+  auto aut = spawn_restored(rolling_window{60s}, std::nullopt);
+  CAF_REQUIRE(reserve(aut, 2, 5).granted);
+  now = t0 + 61s;
+  auto second = reserve(aut, 1, 5);
+  CAF_REQUIRE(second.granted);
+  release(aut, second.held);
+  CAF_REQUIRE_EQUAL(saved->size(), 3u);
+  CAF_REQUIRE_EQUAL((*saved)[0].second.grants.size(), 1u);
+  CAF_CHECK((*saved)[0].second.grants[0].at == t0);
+  CAF_CHECK_EQUAL((*saved)[0].second.grants[0].amount, 2);
+  // The first grant had expired by the second reservation, so it is no longer saved.
+  CAF_REQUIRE_EQUAL((*saved)[1].second.grants.size(), 1u);
+  CAF_CHECK((*saved)[1].second.grants[0].at == t0 + 61s);
+  CAF_CHECK((*saved)[2].second.grants.empty());
+}
+
+CAF_TEST(saved_counter_value reads a saved state as a bucket would) {
+  auto minute = saved_fixed(fixed_window::minute, utc(march_10, 12h + 34min), 4);
+  CAF_CHECK_EQUAL(saved_counter_value(minute, now), 4);
+  CAF_CHECK_EQUAL(saved_counter_value(minute, utc(march_10, 12h + 35min)), 0);
+  auto rolled = saved_rolling(60s, {{now - 61s, 1}, {now - 59s, 2}});
+  CAF_CHECK_EQUAL(saved_counter_value(rolled, now), 2);
+  CAF_CHECK_EQUAL(saved_counter_value(rolled, now + 1s), 0);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

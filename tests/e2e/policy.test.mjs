@@ -43,6 +43,12 @@ const seedPolicy = policyFile('seed.yaml', `tools:
           window: 60
 `);
 
+// A fresh state directory (policy counters) per server unless one is given to share.
+let stateDirs = 0;
+function stateDir(name = `state-${stateDirs++}`) {
+  return ['--state-dir', path.join(dir, name)];
+}
+
 function run(args) {
   return new Promise((resolve) => {
     execFile(OFFLOAD_BIN, args, (error, stdout, stderr) =>
@@ -59,7 +65,7 @@ after(async () => {
 }, { timeout: TEST_TIMEOUT_MS });
 
 test('an Intercept policy hides tools and denies by condition with its message', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const server = await startServer({ fake, args: ['--policy', interceptPolicy] });
+  const server = await startServer({ fake, args: [...stateDir(), '--policy', interceptPolicy] });
   try {
     await withLogs([server], async () => {
       assert.deepEqual(server.tools.map((t) => t.name), ['batch_offload']);
@@ -95,7 +101,7 @@ test('an Intercept policy hides tools and denies by condition with its message',
 });
 
 test('the seed form limits calls: exactly 3 per window, then a denial saying when to retry', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const server = await startServer({ fake, args: ['--policy', seedPolicy] });
+  const server = await startServer({ fake, args: [...stateDir(), '--policy', seedPolicy] });
   try {
     await withLogs([server], async () => {
       for (let i = 0; i < 3; i++) {
@@ -113,6 +119,30 @@ test('the seed form limits calls: exactly 3 per window, then a denial saying whe
     });
   } finally {
     await server.kill();
+  }
+});
+
+test('counters survive a restart of the daemon', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const shared = stateDir('persisted');
+  const first = await startServer({ fake, args: [...shared, '--policy', seedPolicy] });
+  try {
+    await withLogs([first], async () => {
+      for (let i = 0; i < 3; i++)
+        assert.equal((await first.callTool('batch_offload', { tasks: [{ task: `t${i}` }] })).isError, false);
+    });
+  } finally {
+    const exit = await first.close();
+    assert.equal(exit.code, 0);
+  }
+  const second = await startServer({ fake, args: [...shared, '--policy', seedPolicy] });
+  try {
+    await withLogs([second], async () => {
+      const denied = await second.callTool('batch_offload', { tasks: [{ task: 'after restart' }] });
+      assert.equal(denied.isError, true);
+      assert.match(textOf(denied), /Rate limit of 3 per minute reached/);
+    });
+  } finally {
+    await second.kill();
   }
 });
 
@@ -156,7 +186,7 @@ async function callUntil(server, wanted, tries = 80) {
 
 test('SIGHUP and file changes reload the policy; a bad file keeps the old one', { timeout: TEST_TIMEOUT_MS }, async () => {
   const file = policyFile('reload.yaml', 'version: "1"\ntools:\n  batch_offload:\n    rules: []\n');
-  const server = await startServer({ fake, args: ['--policy', file] });
+  const server = await startServer({ fake, args: [...stateDir(), '--policy', file] });
   try {
     await withLogs([server], async () => {
       const before = await server.callTool('batch_offload', { tasks: [{ task: 'allowed' }] });
@@ -190,7 +220,7 @@ test('SIGHUP and file changes reload the policy; a bad file keeps the old one', 
 
 test('the audit log records each decision with an argument hash, never the arguments', { timeout: TEST_TIMEOUT_MS }, async () => {
   const log = path.join(dir, 'audit.jsonl');
-  const server = await startServer({ fake, args: ['--policy', interceptPolicy, '--audit-log', log] });
+  const server = await startServer({ fake, args: [...stateDir(), '--policy', interceptPolicy, '--audit-log', log] });
   const secret = 'sk-do-not-log-0123456789';
   try {
     await withLogs([server], async () => {
