@@ -1,7 +1,7 @@
 #define CAF_SUITE bucket_registry
 #include <caf/test/dsl.hpp>
 
-#include "actors/spawn.hpp"
+#include "tests/actors/counter_fixtures.hpp"
 
 #include <caf/scoped_actor.hpp>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <map>
 
 using namespace offload;
+using namespace offload::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -33,35 +34,12 @@ counter_reservation reservation(std::string key, int64_t amount, int64_t limit,
 }
 
 // 12:34:00, the id of the minute window start_time is in.
-const int64_t minute_id =
-    std::chrono::duration_cast<std::chrono::seconds>((start_time - 56s).time_since_epoch()).count();
-
-// A database file of its own for each test, removed with its WAL files afterwards.
-struct temp_db {
-  std::string path;
-
-  temp_db() {
-    static int next = 0;
-    auto name = "offload-registry-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
-    path = (std::filesystem::temp_directory_path() / (name + ".db")).string();
-    remove_files();
-  }
-  ~temp_db() { remove_files(); }
-
-  void remove_files() const {
-    std::error_code ignored;
-    for (const char* suffix : {"", "-wal", "-shm"})
-      std::filesystem::remove(path + suffix, ignored);
-  }
-};
+const int64_t minute_id = epoch_seconds(start_time - 56s);
 
 // Writes a fixed minute counter for `key` as a previous run would have left it.
 void seed_minute(const temp_db& file, const std::string& key, int64_t value) {
-  saved_counter state;
-  state.window = fixed_window::minute;
-  state.window_id = minute_id;
-  state.value = value;
-  counter_db{file.path, std::chrono::milliseconds{100}}.save({{key, state}});
+  counter_db{file.path, std::chrono::milliseconds{100}}.save(
+      {{key, saved_fixed(fixed_window::minute, minute_id, value)}});
 }
 
 using reservations = std::vector<counter_reservation>;
@@ -125,7 +103,7 @@ struct fixture : test_coordinator_fixture<> {
   wall_clock clock = [this] { return now; };
   bucket_registry_actor aut = spawn_bucket_registry(sys, clock);
   // Set by tests that persist their counters.
-  temp_db file;
+  temp_db file{"offload-registry"};
   counter_store_actor store;
 
   ~fixture() override { stop(); }
@@ -409,7 +387,7 @@ CAF_TEST(64 callers on the threaded scheduler get exactly 30 grants) {
 // A detached store (its own thread, as in the daemon) under the same crowd: the counter starts
 // from the previous run's 10, so 20 more fit, and the file holds 30 afterwards.
 CAF_TEST(64 callers with a detached store continue from the saved count) {
-  temp_db file;
+  temp_db file{"offload-registry"};
   seed_minute(file, "k", 10);
   {
     caf::actor_system_config cfg;

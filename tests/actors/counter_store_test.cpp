@@ -1,7 +1,7 @@
 #define CAF_SUITE counter_store
 #include <caf/test/dsl.hpp>
 
-#include "actors/spawn.hpp"
+#include "tests/actors/counter_fixtures.hpp"
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <fstream>
 
 using namespace offload;
+using namespace offload::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -19,55 +20,15 @@ using time_point = std::chrono::system_clock::time_point;
 // 2024-03-10 12:34:00 UTC, in seconds: a minute window's id.
 const time_point minute_start =
     std::chrono::sys_days{std::chrono::year{2024} / std::chrono::March / 10} + 12h + 34min;
-const int64_t minute_id =
-    std::chrono::duration_cast<std::chrono::seconds>(minute_start.time_since_epoch()).count();
-
-// A database file of its own for each test, removed with its WAL files afterwards.
-struct temp_db {
-  std::string path;
-
-  temp_db() {
-    static int next = 0;
-    auto name = "offload-counters-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
-    path = (std::filesystem::temp_directory_path() / (name + ".db")).string();
-    remove_files();
-  }
-  ~temp_db() { remove_files(); }
-
-  void remove_files() const {
-    std::error_code ignored;
-    for (const char* suffix : {"", "-wal", "-shm"})
-      std::filesystem::remove(path + suffix, ignored);
-  }
-
-  // Runs SQL on a connection of its own, as another process would.
-  void exec(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    CAF_REQUIRE_EQUAL(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    char* message = nullptr;
-    auto rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
-    std::string text = message != nullptr ? message : "";
-    sqlite3_free(message);
-    sqlite3_close(db);
-    CAF_REQUIRE_EQUAL(text, "");
-    CAF_REQUIRE_EQUAL(rc, SQLITE_OK);
-  }
-};
+const int64_t minute_id = epoch_seconds(minute_start);
 
 saved_counter fixed(int64_t value, int64_t window_id = minute_id,
                     fixed_window window = fixed_window::minute) {
-  saved_counter out;
-  out.window = window;
-  out.window_id = window_id;
-  out.value = value;
-  return out;
+  return saved_fixed(window, window_id, value);
 }
 
 saved_counter rolling(std::chrono::seconds length, std::vector<saved_grant> grants) {
-  saved_counter out;
-  out.window = rolling_window{length};
-  out.grants = std::move(grants);
-  return out;
+  return saved_rolling(length, std::move(grants));
 }
 
 void check_same(const saved_counter& got, const saved_counter& want) {
@@ -88,7 +49,7 @@ std::optional<saved_counter> on_disk(const temp_db& file, const std::string& key
 }
 
 struct fixture : test_coordinator_fixture<> {
-  temp_db file;
+  temp_db file{"offload-counters"};
   counter_store_actor aut = spawn_counter_store(sys, file.path, counter_store_threading::scheduled);
 
   ~fixture() override {
@@ -115,7 +76,7 @@ struct fixture : test_coordinator_fixture<> {
 // -- the SQLite layer ----------------------------------------------------------------------------
 
 CAF_TEST(counter_db round - trips fixed and rolling states through the file) {
-  temp_db file;
+  temp_db file{"offload-counters"};
   auto t0 = minute_start + 3s + 123456789ns; // kept to the nanosecond
   auto fixed_state = fixed(7);
   auto rolling_state = rolling(90s, {{t0, 2}, {t0 + 10s, 1}});
@@ -136,7 +97,7 @@ CAF_TEST(counter_db round - trips fixed and rolling states through the file) {
 }
 
 CAF_TEST(counter_db keeps every window kind apart) {
-  temp_db file;
+  temp_db file{"offload-counters"};
   counter_db db{file.path, 100ms};
   db.save({{"m", fixed(1, minute_id, fixed_window::minute)},
            {"h", fixed(2, minute_id, fixed_window::hour)},
@@ -147,7 +108,7 @@ CAF_TEST(counter_db keeps every window kind apart) {
 }
 
 CAF_TEST(the database is in WAL mode with the documented table) {
-  temp_db file;
+  temp_db file{"offload-counters"};
   counter_db db{file.path, 100ms};
   db.save({{"k", fixed(4)}});
   sqlite3* raw = nullptr;
@@ -185,7 +146,7 @@ CAF_TEST(a path that cannot be opened fails naming the path) {
 }
 
 CAF_TEST(a file that is not a database fails naming the path) {
-  temp_db file;
+  temp_db file{"offload-counters"};
   std::ofstream{file.path} << "this is not an SQLite database, just some text\n"
                            << std::string(200, 'x');
   try {
@@ -198,7 +159,7 @@ CAF_TEST(a file that is not a database fails naming the path) {
 }
 
 CAF_TEST(rows that cannot be understood load as nothing) {
-  temp_db file;
+  temp_db file{"offload-counters"};
   { counter_db create{file.path, 100ms}; }
   file.exec(R"(INSERT INTO counters VALUES ('fortnight', 'fortnight', 0, 5, NULL),
                  ('rolling-bad', 'rolling:60', 0, 0, 'not json'),

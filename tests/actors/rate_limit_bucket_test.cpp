@@ -1,9 +1,10 @@
 #define CAF_SUITE rate_limit_bucket
 #include <caf/test/dsl.hpp>
 
-#include "actors/spawn.hpp"
+#include "tests/actors/counter_fixtures.hpp"
 
 using namespace offload;
+using namespace offload::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -16,10 +17,6 @@ time_point utc(std::chrono::year_month_day day, std::chrono::seconds time_of_day
 }
 
 constexpr auto march_10 = std::chrono::year{2024} / std::chrono::March / 10;
-
-int64_t epoch_seconds(time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
 
 using saves = std::vector<std::pair<std::string, saved_counter>>;
 
@@ -36,18 +33,7 @@ counter_store_actor::behavior_type recording_store(counter_store_actor::pointer,
 }
 
 saved_counter saved_fixed(fixed_window window, time_point window_start, int64_t value) {
-  saved_counter out;
-  out.window = window;
-  out.window_id = epoch_seconds(window_start);
-  out.value = value;
-  return out;
-}
-
-saved_counter saved_rolling(std::chrono::seconds length, std::vector<saved_grant> grants) {
-  saved_counter out;
-  out.window = rolling_window{length};
-  out.grants = std::move(grants);
-  return out;
+  return test::saved_fixed(window, epoch_seconds(window_start), value);
 }
 
 struct fixture : test_coordinator_fixture<> {
