@@ -26,14 +26,8 @@ namespace offload {
 
 namespace {
 
-// A bucket answers from memory in microseconds; one that has not answered after this long is
-// wedged, and the call is refused rather than left hanging. (Candidate for runtime/defaults.hpp.)
-constexpr auto bucket_reply_timeout = std::chrono::seconds{5};
-
-// A load is one indexed SQLite read, but it may queue behind a write waiting out the database's
-// busy timeout (2 s); past this, the calls waiting for the key are refused and the next one
-// tries again. (Candidate for runtime/defaults.hpp.)
-constexpr auto store_reply_timeout = std::chrono::seconds{5};
+using defaults::bucket_reply_timeout;
+using defaults::store_reply_timeout;
 
 // What the agent reads when the counters could not be consulted.
 constexpr const char* internal_error_message = "Internal policy error";

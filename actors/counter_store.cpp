@@ -26,10 +26,7 @@ namespace offload {
 
 namespace {
 
-// Only another process on the same file (a second daemon sharing the state directory) holds
-// locks for long; waiting longer than this would stall every counter's first use behind it.
-// (Candidate for runtime/defaults.hpp.)
-constexpr auto busy_timeout = std::chrono::milliseconds{2000};
+constexpr auto busy_timeout = defaults::sqlite_busy_timeout;
 
 using nanoseconds = std::chrono::nanoseconds;
 using time_point = std::chrono::system_clock::time_point;

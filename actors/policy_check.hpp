@@ -10,8 +10,7 @@
 
 namespace offload {
 
-// How long the registry may take to answer; past that the call is refused (fail closed).
-inline constexpr auto policy_reply_timeout = std::chrono::seconds{5};
+using defaults::policy_reply_timeout;
 
 // Seconds until a refused counter frees up, for the agent's "try again in N s".
 inline int64_t retry_after_seconds(const policy_denial& denial,

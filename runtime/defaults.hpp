@@ -46,6 +46,17 @@ inline constexpr size_t max_message_bytes = 4 * 1024 * 1024;
 // How often the policy file is checked for changes; cheap (one stat), and an edit is in force
 // within this delay.
 inline constexpr auto policy_poll_interval = 2s;
+// A session waits this long for the bucket registry (reservations, counter reads); past it the
+// call is refused rather than left hanging (fail closed).
+inline constexpr auto policy_reply_timeout = 5s;
+// A bucket answers from memory in microseconds; one silent this long is wedged.
+inline constexpr auto bucket_reply_timeout = 5s;
+// A counter load is one indexed SQLite read, but it may queue behind a write waiting out the
+// busy timeout; past this, the calls waiting for the key are refused and the next one retries.
+inline constexpr auto store_reply_timeout = 5s;
+// Only another process on the same database (a second daemon sharing the state directory) holds
+// locks for long; waiting longer would stall every counter's first use behind it.
+inline constexpr auto sqlite_busy_timeout = 2000ms;
 
 // -- models --------------------------------------------------------------------------------------
 

@@ -65,7 +65,6 @@ serve_options build_serve_options(const serve_flags& flags) {
   if (!flags.state_dir.empty())
     config.state_dir = flags.state_dir;
   finalize_config(config);
-  options.stdio = true; // the only transport so far
   return options;
 }
 

@@ -9,7 +9,6 @@ namespace offload {
 
 struct serve_options {
   daemon_config config;
-  bool stdio = true;
   size_t max_message_bytes = defaults::max_message_bytes;
 };
 
