@@ -47,13 +47,13 @@ struct mcp_session_state {
 using session_pointer = mcp_session_actor::stateful_pointer<mcp_session_state>;
 
 void send_result(session_pointer self, const json& id, const json& result) {
-  self->state.out(jsonrpc::make_result(id, result));
+  self->state.out(jsonrpc::make_result(id, result), id.dump());
 }
 
 void send_error(session_pointer self, const json& id, int code, std::string_view message) {
   spdlog::debug("session {}: error {} for id {}: {}", self->state.settings.name, code, id.dump(),
                 message);
-  self->state.out(jsonrpc::make_error(id, code, message));
+  self->state.out(jsonrpc::make_error(id, code, message), id.is_null() ? "" : id.dump());
 }
 
 void quit_if_done(session_pointer self) {
@@ -333,7 +333,8 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
           // A bug must not take the session down; the client learns the call failed.
           spdlog::error("session {}: internal error: {}", self->state.settings.name, e.what());
           self->state.out(jsonrpc::make_error(nullptr, jsonrpc::internal_error,
-                                              std::string{"Internal error: "} + e.what()));
+                                              std::string{"Internal error: "} + e.what()),
+                                              "");
         }
       },
       [self](new_policy_atom, policy_ptr& policy) {

@@ -20,10 +20,19 @@
 namespace offload {
 
 // One chat completion asked of an LLM backend.
+// How a backend orders waiting requests: interactive ones (offload_work) go before batch tasks.
+enum class request_priority : uint8_t { interactive, batch };
+
 struct llm_request {
   std::string model;
   std::vector<chat_message> messages;
   std::string trace_id; // "<session>/<call>/<task>" for logs
+  // Whose request this is: a backend's queue is fair between these (one queue per session).
+  std::string fairness_key;
+  request_priority priority = request_priority::batch;
+  // Per-call overrides of the backend's timeouts; zero means the backend's configured value.
+  std::chrono::milliseconds first_token_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
 };
 using llm_request_ptr = std::shared_ptr<const llm_request>;
 
@@ -42,6 +51,13 @@ struct llm_outcome {
   bool ok = false;
   llm_reply reply;
   task_error error;
+};
+
+// What the router should know about a (re)try: which backend just failed it, so that another one
+// serving the model is preferred.
+struct route_hint {
+  uint32_t attempt = 1;
+  std::string avoid_backend;
 };
 
 // Quota taken from one counter, kept by the caller so that it can be given back.
@@ -95,6 +111,7 @@ task_error from_caf_error(const caf::error& err, std::string* backend = nullptr)
 } // namespace offload
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::route_hint)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::task_result)

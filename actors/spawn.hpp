@@ -154,7 +154,10 @@ spawn_counter_store(caf::actor_system& sys, const std::string& path,
 // -- sessions ------------------------------------------------------------------------------------
 
 // Where a session's outgoing JSON-RPC texts go (one complete message per call). Thread-safe.
-using output_sink = std::function<void(std::string)>;
+// `related` is the compact JSON text of the client request's id that the message answers or
+// belongs to (its response, its progress and log notifications), or empty for a message of the
+// session as a whole; the HTTP transport uses it to pick the stream, stdio ignores it.
+using output_sink = std::function<void(std::string text, const std::string& related)>;
 
 struct session_settings {
   std::string name;           // for logs: "stdio" or a session id

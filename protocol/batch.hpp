@@ -47,6 +47,8 @@ struct task_error {
   errc code = errc::no_error;
   std::string message;
   bool retryable = false;
+  // How long the server asked us to wait before trying again (Retry-After); 0: no hint.
+  int64_t retry_after_ms = 0;
 };
 
 enum class task_status : uint8_t { ok, error };

@@ -30,6 +30,20 @@ std::string_view to_string(errc code) {
     return "no_backend";
   case errc::internal:
     return "internal";
+  case errc::queue_full:
+    return "queue_full";
+  case errc::skipped:
+    return "skipped";
+  case errc::backend_overloaded:
+    return "backend_overloaded";
+  case errc::model_loading:
+    return "model_loading";
+  case errc::context_too_long:
+    return "context_too_long";
+  case errc::prompt_injection:
+    return "prompt_injection";
+  case errc::backend_unavailable:
+    return "backend_unavailable";
   }
   return "unknown";
 }
@@ -41,6 +55,10 @@ bool is_retryable(errc code) {
   case errc::connection_dropped:
   case errc::timeout:
   case errc::task_crashed:
+  case errc::queue_full:
+  case errc::backend_overloaded:
+  case errc::model_loading:
+  case errc::backend_unavailable:
     return true;
   default:
     return false;

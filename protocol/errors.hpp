@@ -21,6 +21,13 @@ enum class errc : uint8_t {
   cancelled,           // the caller or the daemon cancelled the work
   no_backend,          // no backend is configured or available for the task
   internal,            // an invariant broke inside offload; a bug
+  queue_full,          // the backend's queue was full or its wait budget ran out
+  skipped,             // not run: an earlier task of a stop_on_error chain failed
+  backend_overloaded,  // the LLM server said it is busy (HTTP 429, 503 "server busy")
+  model_loading,       // the LLM server is still loading the model (llama.cpp 503 "Loading model")
+  context_too_long,    // the prompt does not fit the model's context window
+  prompt_injection,    // the injection guard blocked the task's input
+  backend_unavailable, // every backend for the model is down or its circuit breaker is open
 };
 
 // Stable name of a code, e.g. "backend_http_error".

@@ -28,7 +28,7 @@ stdio_transport::~stdio_transport() {
 }
 
 output_sink stdio_transport::sink() {
-  return [this](std::string message) { enqueue(std::move(message)); };
+  return [this](std::string message, const std::string&) { enqueue(std::move(message)); };
 }
 
 void stdio_transport::start(mcp_session_actor session) {

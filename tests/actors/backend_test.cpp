@@ -50,8 +50,10 @@ struct requester_state {
 // Asks the backend for one completion and records what came back in `log`.
 caf::behavior requester(caf::stateful_actor<requester_state>* self, backend_actor backend,
                         std::string prompt, std::shared_ptr<std::vector<std::string>> log) {
-  auto request = std::make_shared<llm_request>(
-      llm_request{std::string{"model"}, {{"user", prompt}}, std::string{"trace"}});
+  auto request = std::make_shared<llm_request>();
+  request->model = "model";
+  request->messages = {{"user", prompt}};
+  request->trace_id = "trace";
   self->request(backend, std::chrono::seconds{3600}, generate_atom_v, llm_request_ptr{request})
       .then(
           [=](llm_reply& reply) {

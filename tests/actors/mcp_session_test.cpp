@@ -25,7 +25,7 @@ struct fixture : test_coordinator_fixture<> {
   mcp_session_actor make_session(policy_context policy) {
     return spawn_mcp_session(
         sys, {"test", "9.9.9", "agent-a"},
-        [out = sent](std::string text) { out->push_back(std::move(text)); }, router,
+        [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); }, router,
         test_settings(5s, 60s), std::move(policy));
   }
 
