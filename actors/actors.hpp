@@ -2,8 +2,9 @@
 // The typed interface of every actor in offload: the whole message protocol in one place.
 //
 //   transport --(mcp_in, line)--> mcp_session --(run_batch)--> batch_coordinator
-//   batch_coordinator --spawn+monitor--> task --(generate, request)--> router --> backend
-//   backend --(HTTP via llm_client on the I/O thread)--> (http_done) back to itself
+//   batch_coordinator --spawn+monitor--> task --(route)--> router (supervises the backends)
+//   task --monitor, (generate)--> backend --(HTTP via llm_client on the I/O thread)--> (http_done)
+//   batch_coordinator --(progress)--> mcp_session
 
 #include "actors/atoms.hpp"
 #include "actors/messages.hpp"
@@ -23,26 +24,43 @@ using mcp_session_actor = caf::typed_actor<
     // The transport closed: finish in-flight calls, then quit.
     caf::reacts_to<mcp_eof_atom>,
     // A reloaded policy (null: none) for calls from now on; running calls keep theirs.
-    caf::reacts_to<new_policy_atom, policy_ptr>>;
+    caf::reacts_to<new_policy_atom, policy_ptr>,
+    // Call `call_no` has `done` of `total` tasks finished (sent by its coordinator).
+    caf::reacts_to<progress_atom, uint64_t, size_t, size_t>,
+    // Internal: periodic progress heartbeat for calls that asked for progress.
+    caf::reacts_to<heartbeat_atom, uint64_t>,
+    // The daemon is stopping: cancel running calls (each still gets its result), then quit.
+    caf::reacts_to<shutdown_atom>>;
 
 // Runs one batch_offload / offload_work call and answers exactly once.
 using batch_coordinator_actor = caf::typed_actor<
     // Start the batch; the reply comes when every task has an outcome.
     caf::replies_to<run_batch_atom>::with<batch_result>,
     // A task actor reports its outcome (sent by the task itself just before it quits).
-    caf::reacts_to<task_done_atom, task_result>>;
+    caf::reacts_to<task_done_atom, task_result>,
+    // Stop now: unfinished tasks are reported `cancelled` in the (one) answer to run_batch.
+    caf::reacts_to<cancel_atom>>;
 
-// Chooses a backend for each request and forwards it there.
-using router_actor = caf::typed_actor<
-    // Generate a completion; the reply comes from the chosen backend.
-    caf::replies_to<generate_atom, llm_request_ptr>::with<llm_reply>>;
-
-// Owns one LLM endpoint: its HTTP client, concurrency slots and queue.
+// Owns one LLM endpoint: its HTTP client, concurrency slots and a queue that is fair between
+// sessions (round-robin), puts interactive requests first, ages waiting ones, and is bounded.
 using backend_actor = caf::typed_actor<
     // Generate a completion, waiting for a free slot when all are busy.
     caf::replies_to<generate_atom, llm_request_ptr>::with<llm_reply>,
     // Internal: the I/O thread finished exchange `id`.
-    caf::reacts_to<http_done_atom, uint64_t, llm_outcome>>;
+    caf::reacts_to<http_done_atom, uint64_t, llm_outcome>,
+    // Internal: fail requests that waited longer than the wait budget (tick `generation`).
+    caf::reacts_to<sweep_atom, uint64_t>>;
+
+// The backend a task should use, as chosen by the router.
+struct route {
+  backend_actor backend;
+  std::string name;
+};
+
+// Supervises the backends (restarting any that dies) and picks one for each task.
+using router_actor = caf::typed_actor<
+    // Which backend should serve `model` for this attempt.
+    caf::replies_to<route_atom, std::string, route_hint>::with<route>>;
 
 // One policy counter (one key: tool or _global, counter name, scope suffix). Serialises every
 // reservation on it, so concurrent calls can never overshoot its limit.
@@ -67,8 +85,8 @@ using bucket_registry_actor = caf::typed_actor<
 
 // Appends audit records to a JSON Lines file; detached, since it blocks on the disk.
 using audit_log_actor = caf::typed_actor<
-  // One tools/call decision.
-  caf::reacts_to<audit_atom, audit_record>>;
+    // One tools/call decision.
+    caf::reacts_to<audit_atom, audit_record>>;
 
 // Owns the SQLite database (WAL) of the policy counters, so that they survive restarts. Detached,
 // since SQLite blocks on the disk.
@@ -81,3 +99,5 @@ using counter_store_actor = caf::typed_actor<
     caf::reacts_to<counter_flush_atom>>;
 
 } // namespace offload
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::route)

@@ -18,6 +18,20 @@ using generate_atom = caf::atom_constant<caf::atom("generate")>; // task -> rout
 inline constexpr generate_atom generate_atom_v{};
 using http_done_atom = caf::atom_constant<caf::atom("http_done")>; // I/O thread -> backend
 inline constexpr http_done_atom http_done_atom_v{};
+using route_atom = caf::atom_constant<caf::atom("route")>; // task -> router: pick a backend
+inline constexpr route_atom route_atom_v{};
+using retry_atom = caf::atom_constant<caf::atom("retry")>; // task -> itself after a backoff
+inline constexpr retry_atom retry_atom_v{};
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>; // stop a batch, answering for it
+inline constexpr cancel_atom cancel_atom_v{};
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>; // backend: expire waiting requests
+inline constexpr sweep_atom sweep_atom_v{};
+using progress_atom = caf::atom_constant<caf::atom("progress")>; // coordinator -> session
+inline constexpr progress_atom progress_atom_v{};
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>; // session: periodic tick
+inline constexpr heartbeat_atom heartbeat_atom_v{};
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>; // daemon stopping: drain
+inline constexpr shutdown_atom shutdown_atom_v{};
 
 using reserve_atom = caf::atom_constant<caf::atom("reserve")>; // take quota from counters
 inline constexpr reserve_atom reserve_atom_v{};

@@ -34,7 +34,14 @@ struct batch_coordinator_state {
   caf::typed_response_promise<batch_result> promise;
   bool started = false;
   caf::actor_clock::time_point started_at;
-  caf::actor_clock::time_point deadline;  // started_at + batch_timeout
+  caf::actor_clock::time_point deadline; // started_at + batch_timeout
+  // The call's timeouts: its overrides, or the configured defaults.
+  std::chrono::milliseconds task_timeout{0};
+  std::chrono::milliseconds batch_timeout{0};
+  // Told after each task outcome (may be empty).
+  progress_fn progress;
+  // Sequential + stop_on_error: the task whose failure stopped the chain, once one has.
+  std::optional<size_t> chain_broken_at;
 
   static constexpr const char* name = "batch_coordinator";
 };
@@ -56,8 +63,7 @@ bool start_task(coordinator_pointer self, size_t index) {
   auto left = std::chrono::duration_cast<milliseconds>(st.deadline - self->clock().now());
   if (left <= milliseconds::zero())
     return false;
-  task_deadline deadline{std::min(st.settings->task_timeout, left),
-                         left < st.settings->task_timeout};
+  task_deadline deadline{std::min(st.task_timeout, left), left < st.task_timeout};
   auto previous = st.spec->sequential ? st.last_ok : nullptr;
   auto task = st.make_task(caf::actor_cast<batch_coordinator_actor>(self), index,
                            std::move(previous), deadline);
@@ -92,8 +98,18 @@ void store(coordinator_pointer self, size_t index, task_result result) {
   if (result.status != task_status::ok)
     spdlog::info("task {}/{} failed: [{}] {}", st.trace_id, index, to_string(result.error.code),
                  result.error.message);
+  if (result.status == task_status::error && st.spec->stop_on_error && !st.chain_broken_at)
+    st.chain_broken_at = index;
   st.results[index] = std::move(result);
   ++st.finished;
+  if (st.progress)
+    st.progress(st.finished, st.results.size());
+}
+
+task_result with_status(task_status status, errc code, std::string message) {
+  auto r = failed(code, std::move(message));
+  r.status = status;
+  return r;
 }
 
 // Sequential mode: starts the next task, or writes off those the batch deadline left no time.
@@ -101,11 +117,18 @@ void start_next(coordinator_pointer self) {
   auto& st = self->state;
   while (st.next_index < st.results.size() && st.running.empty()) {
     auto index = st.next_index++;
+    if (st.chain_broken_at) {
+      store(self, index,
+            with_status(task_status::skipped, errc::skipped,
+                        fmt::format("not run: task {} failed and stop_on_error is set",
+                                    *st.chain_broken_at + 1)));
+      continue;
+    }
     if (!start_task(self, index))
       store(self, index,
             failed(errc::timeout, fmt::format("the batch deadline of {} ms passed before this "
                                               "task could start",
-                                              st.settings->batch_timeout.count())));
+                                              st.batch_timeout.count())));
   }
 }
 
@@ -137,13 +160,20 @@ namespace {
 
 batch_coordinator_actor::behavior_type
 batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings_ptr settings,
-                  task_factory make_task, std::string trace_id) {
+                  task_factory make_task, std::string trace_id, progress_fn progress) {
   auto& st = self->state;
   st.spec = std::move(spec);
   st.settings = std::move(settings);
   st.make_task = std::move(make_task);
   st.trace_id = std::move(trace_id);
+  st.progress = std::move(progress);
   st.results.resize(st.spec->tasks.size());
+  using std::chrono::milliseconds;
+  const auto& overrides = st.spec->deadlines;
+  st.task_timeout = overrides.task_timeout_ms > 0 ? milliseconds{overrides.task_timeout_ms}
+                                                  : st.settings->task_timeout;
+  st.batch_timeout = overrides.batch_timeout_ms > 0 ? milliseconds{overrides.batch_timeout_ms}
+                                                    : st.settings->batch_timeout;
 
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
@@ -171,20 +201,20 @@ batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings
           return caf::make_error(caf::sec::invalid_argument, "batch already started");
         st.started = true;
         st.started_at = self->clock().now();
-      st.deadline = st.started_at + st.settings->batch_timeout;
-      st.promise = self->make_response_promise<batch_result>();
-      if (st.spec->sequential) {
-        start_next(self);
-      } else {
-        for (size_t i = 0; i < st.results.size(); ++i)
-          if (!start_task(self, i))
-            store(self, i, failed(errc::timeout, "the batch deadline is zero"));
-      }
-      if (st.finished == st.results.size())
-        finish_batch(self);
-      return st.promise;
-    },
-    [self](task_done_atom, task_result& result) {
+        st.deadline = st.started_at + st.batch_timeout;
+        st.promise = self->make_response_promise<batch_result>();
+        if (st.spec->sequential) {
+          start_next(self);
+        } else {
+          for (size_t i = 0; i < st.results.size(); ++i)
+            if (!start_task(self, i))
+              store(self, i, failed(errc::timeout, "the batch deadline is zero"));
+        }
+        if (st.finished == st.results.size())
+          finish_batch(self);
+        return st.promise;
+      },
+      [self](task_done_atom, task_result& result) {
         auto& st = self->state;
         auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
         auto it = st.running.find(sender);
@@ -194,24 +224,46 @@ batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings
         st.running.erase(it);
         record(self, index, std::move(result));
       },
-    };
+      [self](cancel_atom) {
+        auto& st = self->state;
+        if (!st.started || st.finished == st.results.size())
+          return;
+        spdlog::info("batch {} cancelled with {} task(s) unfinished", st.trace_id,
+                     st.results.size() - st.finished);
+        // Stop the running tasks (their backends abort the HTTP requests when they notice) and
+        // answer for every task that has no outcome yet.
+        for (auto& [addr, entry] : st.running) {
+          self->demonitor(entry.second);
+          self->send_exit(entry.second, caf::exit_reason::user_shutdown);
+        }
+        st.running.clear();
+        for (size_t i = 0; i < st.results.size(); ++i)
+          if (!st.results[i])
+            store(self, i,
+                  with_status(task_status::cancelled, errc::cancelled,
+                              "cancelled before it finished (the daemon is shutting down or the "
+                              "caller cancelled the batch)"));
+        finish_batch(self);
+      },
+  };
 }
 
 } // namespace
 
 batch_coordinator_actor spawn_batch_coordinator_with(caf::actor_system& sys, batch_spec_ptr spec,
                                                      engine_settings_ptr settings,
-                                                     task_factory make_task, std::string trace_id) {
+                                                     task_factory make_task, std::string trace_id,
+                                                     progress_fn progress) {
   return sys.spawn(batch_coordinator, std::move(spec), std::move(settings), std::move(make_task),
-                   std::move(trace_id));
+                   std::move(trace_id), std::move(progress));
 }
 
 batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_spec_ptr spec,
                                                 router_actor router, engine_settings_ptr settings,
-                                                std::string trace_id) {
+                                                std::string trace_id, progress_fn progress) {
   auto factory = default_task_factory(std::move(router), settings, spec, trace_id);
   return spawn_batch_coordinator_with(sys, std::move(spec), std::move(settings), std::move(factory),
-                                      std::move(trace_id));
+                                      std::move(trace_id), std::move(progress));
 }
 
 } // namespace offload

@@ -6,9 +6,9 @@
 namespace offload {
 
 // Spawns the actor for task `index`; the coordinator monitors what it returns.
-using task_factory = std::function<caf::actor(batch_coordinator_actor coordinator, size_t index,
-                                              std::shared_ptr<const std::string> previous,
-                                              task_deadline deadline)>;
+using task_factory =
+    std::function<caf::actor(batch_coordinator_actor coordinator, size_t index,
+                             std::shared_ptr<const std::string> previous, task_deadline deadline)>;
 
 // The factory used in production: spawn_task with the given router and settings.
 task_factory default_task_factory(router_actor router, engine_settings_ptr settings,
@@ -16,6 +16,7 @@ task_factory default_task_factory(router_actor router, engine_settings_ptr setti
 
 batch_coordinator_actor spawn_batch_coordinator_with(caf::actor_system& sys, batch_spec_ptr spec,
                                                      engine_settings_ptr settings,
-                                                     task_factory make_task, std::string trace_id);
+                                                     task_factory make_task, std::string trace_id,
+                                                     progress_fn progress = {});
 
 } // namespace offload

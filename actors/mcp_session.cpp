@@ -1,221 +1,74 @@
 // An MCP session actor serves one connected agent: it parses JSON-RPC texts from its transport,
-// runs the MCP lifecycle (initialize, ping, tools), starts one batch coordinator per tool call and
-// writes every response to its output sink. It keeps a table of in-flight calls so that a
-// cancellation can stop one, and so that closing waits for them.
+// runs the MCP lifecycle (initialize, ping, logging, tools) and writes every message to its output
+// sink, tagged with the request it belongs to. Tool calls live in mcp_session_tools.cpp. It keeps
+// a table of in-flight calls so that a cancellation can stop one, and so that closing waits for
+// them; and a table of the requests it sent to the client, so responses find their callers.
 
+#include "actors/mcp_session_state.hpp"
 #include "actors/policy_check.hpp"
-#include "actors/spawn.hpp"
-#include "protocol/jsonrpc.hpp"
 #include "protocol/mcp.hpp"
 
-#include <caf/stateful_actor.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <unordered_map>
+#include <array>
 
 namespace offload {
 
 namespace {
 
-using json = nlohmann::json;
+constexpr std::array<std::string_view, 8> log_level_names = {
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
 
-struct in_flight_call {
-  uint64_t call_no = 0; // distinguishes a reused JSON-RPC id from the call it replaced
-  json id;
-  batch_coordinator_actor coordinator;
-};
-
-struct mcp_session_state {
-  session_settings settings;
-  output_sink out;
-  router_actor router;
-  engine_settings_ptr engine;
-  // Set once initialize was answered; holds the negotiated protocol revision.
-  std::string protocol_version;
-  // Calls still running, keyed by the JSON-RPC id's compact text.
-  std::unordered_map<std::string, in_flight_call> in_flight;
-  uint64_t calls = 0;
-  bool closing = false;
-  policy_context policy;
-  // Calls whose policy check (counter reads, reservations) has not answered yet.
-  size_t pending_checks = 0;
-
-  static constexpr const char* name = "mcp_session";
-};
-
-using session_pointer = mcp_session_actor::stateful_pointer<mcp_session_state>;
-
-void send_result(session_pointer self, const json& id, const json& result) {
-  self->state.out(jsonrpc::make_result(id, result), id.dump());
+std::optional<log_level> parse_log_level(std::string_view name) {
+  for (size_t i = 0; i < log_level_names.size(); ++i)
+    if (log_level_names[i] == name)
+      return static_cast<log_level>(i);
+  return std::nullopt;
 }
 
-void send_error(session_pointer self, const json& id, int code, std::string_view message) {
-  spdlog::debug("session {}: error {} for id {}: {}", self->state.settings.name, code, id.dump(),
-                message);
-  self->state.out(jsonrpc::make_error(id, code, message), id.is_null() ? "" : id.dump());
-}
-
-void quit_if_done(session_pointer self) {
-  auto& st = self->state;
-  if (st.closing && st.in_flight.empty() && st.pending_checks == 0)
-    self->quit();
-}
-
-// Gives back a call's quota: it ended in a JSON-RPC error, which Intercept does not count.
-void release_quota(session_pointer self, std::vector<held_quota> held) {
-  if (!held.empty())
-    self->send(self->state.policy.registry, release_atom_v, std::move(held));
-}
-
-void call_batch_tool(session_pointer self, const json& id, const std::string& tool,
-                     const json& args, std::vector<held_quota> held) {
-  auto& st = self->state;
-  std::string error;
-  auto spec = tool == "batch_offload" ? parse_batch_offload(args, st.engine->limits, error)
-                                      : parse_offload_work(args, st.engine->limits, error);
-  if (!spec) {
-    // Bad arguments are a tool result the agent can read and correct (MCP 2025-11-25).
-    send_result(self, id,
-                mcp::tool_result(fmt::format("Invalid arguments for {}: {}", tool, error), true));
-    return;
-  }
-  auto key = id.dump();
-  if (st.in_flight.count(key) > 0) {
-    send_error(self, id, jsonrpc::invalid_request,
-               fmt::format("request id {} is already in use by a running call", key));
-    release_quota(self, std::move(held));
-    return;
-  }
-  auto call_no = ++st.calls;
-  auto trace_id = fmt::format("{}/{}", st.settings.name, call_no);
-  auto shared_spec = std::make_shared<const batch_spec>(std::move(*spec));
-  auto coordinator =
-      spawn_batch_coordinator(self->home_system(), shared_spec, st.router, st.engine, trace_id);
-  st.in_flight.emplace(key, in_flight_call{call_no, id, coordinator});
-  // The coordinator answers by its batch deadline; the monitor covers it dying without answering.
-  // (A request timeout here would stay scheduled in CAF 0.17's clock long after the answer.)
-  self->monitor(coordinator);
-  spdlog::info("call {}: {} with {} task(s), {}", trace_id, tool, shared_spec->tasks.size(),
-               shared_spec->sequential ? "sequential" : "parallel");
-  // Only the first answer for this call counts; a cancelled call gets none.
-  auto still_current = [self, key, call_no] {
-    auto it = self->state.in_flight.find(key);
-    if (it == self->state.in_flight.end() || it->second.call_no != call_no)
-      return false;
-    self->state.in_flight.erase(it);
-    return true;
-  };
-  self->request(coordinator, caf::infinite, run_batch_atom_v)
-      .then(
-          [self, id, shared_spec, still_current](batch_result& result) {
-            if (!still_current())
-              return;
-            auto text = render_text(*shared_spec, result);
-            auto structured = render_structured(result);
-            send_result(
-                self, id,
-                mcp::tool_result(std::move(text), all_failed(result), std::move(structured)));
-            quit_if_done(self);
-          },
-          [self, id, trace_id, still_current](caf::error& err) {
-            if (!still_current())
-              return;
-            auto failure = from_caf_error(err);
-            spdlog::error("call {}: coordinator failed: {}", trace_id, failure.message);
-            send_result(self, id,
-                        mcp::tool_result(fmt::format("offload could not run the batch ({}): {}. "
-                                                     "[FALLBACK_TO_CLOUD] Do these tasks yourself.",
-                                                     to_string(failure.code), failure.message),
-                                         true));
-            quit_if_done(self);
-          });
-}
-
-// Writes one audit record when an audit log is configured. `denial` is the denial's
-// structuredContent ({rule, message, ...}), or null when the call was allowed.
-void record_decision(session_pointer self, const std::string& tool, const json& args,
-                     const json* denial) {
-  auto& st = self->state;
-  if (!st.policy.audit)
-    return;
-  audit_record record;
-  record.time = st.policy.now ? st.policy.now() : std::chrono::system_clock::now();
-  record.session = st.settings.name;
-  record.agent = st.settings.agent;
-  record.tool = tool;
-  record.allowed = denial == nullptr;
-  if (denial != nullptr) {
-    record.rule = denial->value("rule", "");
-    record.message = denial->value("message", "");
-  }
-  record.args_hash = sha256_hex(args.dump(-1, ' ', false, json::error_handler_t::replace));
-  self->send(st.policy.audit, audit_atom_v, std::move(record));
-}
-
-// Runs an allowed call. `held` is the quota the policy took for it.
-void dispatch_tool(session_pointer self, const json& id, const std::string& name, const json& args,
-                   std::vector<held_quota> held) {
-  if (name == "batch_offload" || name == "offload_work") {
-    call_batch_tool(self, id, name, args, std::move(held));
-    return;
-  }
-  send_error(self, id, jsonrpc::invalid_params,
-             fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work", name));
-  release_quota(self, std::move(held));
-}
-
-void handle_tools_call(session_pointer self, const json& id, const json& params) {
-  if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
+void handle_set_level(session_pointer self, const json& id, const json& params) {
+  std::optional<log_level> level;
+  if (params.is_object())
+    if (auto it = params.find("level"); it != params.end() && it->is_string())
+      level = parse_log_level(it->get<std::string>());
+  if (!level) {
     send_error(self, id, jsonrpc::invalid_params,
-               "tools/call: params.name must be the name of a tool (see tools/list)");
+               "logging/setLevel: params.level must be one of debug, info, notice, warning, "
+               "error, critical, alert, emergency");
     return;
   }
-  auto name = params["name"].get<std::string>();
-  json args = json::object();
-  if (auto it = params.find("arguments"); it != params.end() && !it->is_null())
-    args = *it;
-  auto& st = self->state;
-  if (!st.policy.policy) {
-    record_decision(self, name, args, nullptr);
-    dispatch_tool(self, id, name, args, {});
-    return;
-  }
-  ++st.pending_checks;
-  check_policy(
-      self, st.policy, name, args, caller_identity{st.settings.agent, st.settings.name},
-      [self, id, name, args](std::vector<held_quota> held) {
-        --self->state.pending_checks;
-        record_decision(self, name, args, nullptr);
-        dispatch_tool(self, id, name, args, std::move(held));
-        quit_if_done(self);
-      },
-      [self, id, name, args](json denial) {
-        --self->state.pending_checks;
-        record_decision(self, name, args, &denial["structuredContent"]);
-        spdlog::info("session {}: {} denied by policy: {}", self->state.settings.name, name,
-                     denial["structuredContent"].value("message", ""));
-        // Our tools declare an outputSchema, and clients check structuredContent against it even
-        // for errors: the denial goes in its "policy" member of an otherwise empty batch result.
-        auto structured = render_structured(batch_result{});
-        structured["policy"] = std::move(denial["structuredContent"]);
-        denial["structuredContent"] = std::move(structured);
-        send_result(self, id, denial);
-        quit_if_done(self);
-      });
+  self->state.client_log_level = level;
+  send_result(self, id, json::object());
 }
 
-void handle_cancel(session_pointer self, const json& params) {
-  if (!params.is_object() || !params.contains("requestId"))
-    return; // a notification gets no reply, not even an error
+// tools/list with cursor pagination: the cursor is the index of the next tool, as a string.
+void handle_tools_list(session_pointer self, const json& id, const json& params) {
   auto& st = self->state;
-  auto it = st.in_flight.find(params["requestId"].dump());
-  if (it == st.in_flight.end())
-    return; // unknown or already finished: ignore, as the spec says
-  spdlog::info("session {}: call {} cancelled by the client", st.settings.name, it->first);
-  self->send_exit(it->second.coordinator, caf::exit_reason::user_shutdown);
-  st.in_flight.erase(it);
-  quit_if_done(self);
+  auto tools = mcp::tool_catalogue();
+  if (st.policy.policy)
+    tools = filter_hidden_tools(*st.policy.policy, tools);
+  size_t start = 0;
+  if (params.is_object())
+    if (auto cursor = params.find("cursor"); cursor != params.end() && !cursor->is_null()) {
+      auto text = cursor->is_string() ? cursor->get<std::string>() : std::string{};
+      char* end = nullptr;
+      auto value = text.empty() ? 0 : std::strtoull(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || value > tools.size()) {
+        send_error(self, id, jsonrpc::invalid_params,
+                   "tools/list: invalid cursor; pass the nextCursor of the previous page, or no "
+                   "cursor for the first page");
+        return;
+      }
+      start = value;
+    }
+  auto page = std::max<size_t>(st.engine->tools_page_size, 1);
+  auto stop = std::min(tools.size(), start + page);
+  json result = {{"tools", json(tools.begin() + static_cast<std::ptrdiff_t>(start),
+                                tools.begin() + static_cast<std::ptrdiff_t>(stop))}};
+  if (stop < tools.size())
+    result["nextCursor"] = std::to_string(stop);
+  send_result(self, id, result);
 }
 
 void handle_request(session_pointer self, const jsonrpc::message& msg) {
@@ -249,17 +102,34 @@ void handle_request(session_pointer self, const jsonrpc::message& msg) {
         fmt::format("{}: the session is not initialized; send initialize first", msg.method));
     return;
   }
-  if (msg.method == "tools/list") {
-    auto tools = mcp::tool_catalogue();
-    if (st.policy.policy)
-      tools = filter_hidden_tools(*st.policy.policy, tools);
-    send_result(self, id, json{{"tools", std::move(tools)}});
-  } else if (msg.method == "tools/call") {
+  if (st.closing) {
+    send_error(
+        self, id, jsonrpc::invalid_request,
+        fmt::format("{}: the server is shutting down and takes no new requests", msg.method));
+    return;
+  }
+  if (msg.method == "tools/list")
+    handle_tools_list(self, id, msg.params);
+  else if (msg.method == "tools/call")
     handle_tools_call(self, id, msg.params);
-  } else {
+  else if (msg.method == "logging/setLevel")
+    handle_set_level(self, id, msg.params);
+  else
     send_error(self, id, jsonrpc::method_not_found,
                fmt::format("Method not found: {:?}", msg.method));
+}
+
+void handle_response(session_pointer self, const jsonrpc::message& msg) {
+  auto& pending = self->state.client_requests;
+  auto it = msg.id.is_null() ? pending.end() : pending.find(msg.id.dump());
+  if (it == pending.end()) {
+    spdlog::debug("session {}: ignoring a response to unknown id {}", self->state.settings.name,
+                  msg.id.dump());
+    return;
   }
+  auto on_reply = std::move(it->second);
+  pending.erase(it);
+  on_reply(msg);
 }
 
 void handle_text(session_pointer self, const std::string& text) {
@@ -285,9 +155,7 @@ void handle_text(session_pointer self, const std::string& text) {
     // notifications/initialized and others need no action.
     break;
   case jsonrpc::kind::response:
-    // We send no requests to the client yet; a stray response is ignored.
-    spdlog::debug("session {}: ignoring response to id {}", self->state.settings.name,
-                  msg.id.dump());
+    handle_response(self, msg);
     break;
   }
 }
@@ -302,17 +170,12 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
   st.engine = std::move(engine);
   st.policy = std::move(policy);
   self->set_down_handler([self](caf::down_msg& msg) {
-    auto& calls = self->state.in_flight;
-    auto it = std::find_if(calls.begin(), calls.end(), [&](const auto& entry) {
-      return entry.second.coordinator.address() == msg.source;
-    });
-    if (it == calls.end())
-      return; // it answered (or was cancelled) before it stopped
-    auto id = it->second.id;
-    calls.erase(it);
+    auto id = forget_coordinator(self, msg.source);
+    if (!id)
+      return;
     spdlog::error("session {}: a batch coordinator stopped without answering: {}",
                   self->state.settings.name, caf::to_string(msg.reason));
-    send_result(self, id,
+    send_result(self, *id,
                 mcp::tool_result("offload could not finish the batch (internal error: the batch "
                                  "coordinator stopped). [FALLBACK_TO_CLOUD] Do these tasks "
                                  "yourself.",
@@ -320,7 +183,7 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
     quit_if_done(self);
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    // Shutdown: stop every running batch with us.
+    // Killed (session deleted, fatal shutdown): stop every running batch with us, unanswered.
     for (auto& [key, call] : self->state.in_flight)
       self->send_exit(call.coordinator, msg.reason);
     self->quit(msg.reason);
@@ -334,7 +197,7 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
           spdlog::error("session {}: internal error: {}", self->state.settings.name, e.what());
           self->state.out(jsonrpc::make_error(nullptr, jsonrpc::internal_error,
                                               std::string{"Internal error: "} + e.what()),
-                                              "");
+                          "");
         }
       },
       [self](new_policy_atom, policy_ptr& policy) {
@@ -347,6 +210,18 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
         }
         st.policy.policy = std::move(policy);
       },
+      [self](progress_atom, uint64_t call_no, size_t done, size_t total) {
+        handle_progress(self, call_no, done, total);
+      },
+      [self](heartbeat_atom, uint64_t generation) { handle_heartbeat(self, generation); },
+      [self](shutdown_atom) {
+        auto& st = self->state;
+        spdlog::info("session {}: shutting down; cancelling {} running call(s)", st.settings.name,
+                     st.in_flight.size());
+        st.closing = true;
+        cancel_all_calls(self);
+        quit_if_done(self);
+      },
       [self](mcp_eof_atom) {
         self->state.closing = true;
         spdlog::info("session {}: client closed; {} call(s) still running",
@@ -357,6 +232,47 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
 }
 
 } // namespace
+
+void send_result(session_pointer self, const json& id, const json& result) {
+  self->state.out(jsonrpc::make_result(id, result), id.dump());
+}
+
+void send_error(session_pointer self, const json& id, int code, std::string_view message) {
+  spdlog::debug("session {}: error {} for id {}: {}", self->state.settings.name, code, id.dump(),
+                message);
+  self->state.out(jsonrpc::make_error(id, code, message), id.is_null() ? "" : id.dump());
+}
+
+void send_notification(session_pointer self, std::string_view method, const json& params,
+                       const std::string& related) {
+  self->state.out(jsonrpc::make_notification(method, params), related);
+}
+
+void send_log(session_pointer self, log_level level, const json& data, const std::string& related) {
+  auto& wanted = self->state.client_log_level;
+  if (!wanted || level < *wanted)
+    return;
+  send_notification(self, "notifications/message",
+                    {{"level", log_level_names[static_cast<size_t>(level)]},
+                     {"logger", "offload"},
+                     {"data", data}},
+                    related);
+}
+
+void request_client(session_pointer self, std::string_view method, const json& params,
+                    const std::string& related, client_reply_fn on_reply) {
+  auto& st = self->state;
+  // Our ids are strings, so they can never collide with a numeric id of the client's.
+  json id = fmt::format("offload-{}", st.next_client_request++);
+  st.client_requests.emplace(id.dump(), std::move(on_reply));
+  st.out(jsonrpc::make_request(id, method, params), related);
+}
+
+void quit_if_done(session_pointer self) {
+  auto& st = self->state;
+  if (st.closing && st.in_flight.empty() && st.pending_checks == 0)
+    self->quit();
+}
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,

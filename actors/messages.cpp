@@ -13,8 +13,9 @@ constexpr caf::atom_value category = caf::atom("offload");
 } // namespace
 
 caf::error to_caf_error(const task_error& err, std::string_view backend) {
-  return caf::error{static_cast<uint8_t>(err.code), category,
-                    caf::make_message(err.message, err.retryable, std::string{backend})};
+  return caf::error{
+      static_cast<uint8_t>(err.code), category,
+      caf::make_message(err.message, err.retryable, std::string{backend}, err.retry_after_ms)};
 }
 
 task_error from_caf_error(const caf::error& err, std::string* backend) {
@@ -22,11 +23,12 @@ task_error from_caf_error(const caf::error& err, std::string* backend) {
     auto code = static_cast<errc>(err.code());
     task_error out{code, std::string{to_string(code)}, is_retryable(code)};
     const auto& ctx = err.context();
-    if (ctx.match_elements<std::string, bool, std::string>()) {
+    if (ctx.match_elements<std::string, bool, std::string, int64_t>()) {
       out.message = ctx.get_as<std::string>(0);
       out.retryable = ctx.get_as<bool>(1);
       if (backend != nullptr)
         *backend = ctx.get_as<std::string>(2);
+      out.retry_after_ms = ctx.get_as<int64_t>(3);
     }
     return out;
   }
@@ -35,7 +37,8 @@ task_error from_caf_error(const caf::error& err, std::string* backend) {
     case caf::sec::request_timeout:
       return {errc::timeout, "the task did not finish within its time limit", true};
     case caf::sec::request_receiver_down:
-      return {errc::task_crashed, "the actor handling the request stopped before answering", true};
+      return {errc::backend_unavailable,
+              "the backend handling the request stopped before answering", true};
     default:
       break;
     }

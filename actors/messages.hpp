@@ -101,8 +101,8 @@ struct saved_counter {
 };
 
 // Converts between our task errors and caf::error (category "offload", code = errc, context =
-// (message, retryable, backend)), so that errors can travel as CAF response errors. `backend`
-// names the backend that failed, when one did.
+// (message, retryable, backend, retry_after_ms)), so that errors can travel as CAF response errors.
+// `backend` names the backend that failed, when one did.
 caf::error to_caf_error(const task_error& err, std::string_view backend = {});
 // Also maps CAF's own errors (request timeout, dead receiver, ...) to task errors. Stores the
 // failing backend's name in `backend` when the error carries one.

@@ -22,6 +22,15 @@ struct sqlite3_stmt;
 
 namespace offload {
 
+// How failed requests are retried: jittered exponential backoff, bounded.
+struct retry_settings {
+  uint32_t max_attempts = defaults::max_attempts; // 1 = no retries
+  std::chrono::milliseconds base_backoff = defaults::retry_base_backoff;
+  std::chrono::milliseconds max_backoff = defaults::retry_max_backoff;
+  // Fraction of each backoff that is random (0: exact exponential delays, used by tests).
+  double jitter = defaults::retry_jitter;
+};
+
 // What the batch engine needs to know; one snapshot is shared by all sessions.
 struct engine_settings {
   std::string default_model = defaults::default_model;
@@ -29,14 +38,28 @@ struct engine_settings {
   std::chrono::milliseconds batch_timeout = defaults::batch_timeout;
   batch_limits limits{defaults::max_tasks_per_batch, defaults::max_task_chars,
                       defaults::max_context_chars, 256};
+  retry_settings retry;
+  // How much text fits a model's context window, in characters (compress_context cuts its input
+  // to this); per model, with a default for models not listed.
+  size_t default_context_chars = defaults::context_chars;
+  std::map<std::string, size_t> context_chars;
+  // Seed of the retry jitter; runs with the same seed back off identically.
+  uint64_t seed = 0;
+  // How often a call that asked for progress hears that its tasks are still generating.
+  std::chrono::milliseconds progress_heartbeat = defaults::progress_heartbeat;
+  // tools/list returns at most this many tools per page (with a cursor for the rest).
+  size_t tools_page_size = defaults::tools_page_size;
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
 // -- batch engine --------------------------------------------------------------------------------
 
+// Told after every task outcome: `done` of `total` tasks have finished. Runs on the coordinator.
+using progress_fn = std::function<void(size_t done, size_t total)>;
+
 batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_spec_ptr spec,
                                                 router_actor router, engine_settings_ptr settings,
-                                                std::string trace_id);
+                                                std::string trace_id, progress_fn progress = {});
 
 // How long a task may take, counted from its start (queueing included).
 struct task_deadline {
@@ -73,12 +96,28 @@ public:
 struct backend_settings {
   std::string name; // shown in results and logs, e.g. "ollama@127.0.0.1:11434"
   size_t max_concurrency = defaults::backend_max_concurrency;
+  // Requests allowed to wait for a slot; one more fails at once with queue_full.
+  size_t max_queue = defaults::backend_max_queue;
+  // How long a request may wait for a slot before it fails with queue_full.
+  std::chrono::milliseconds queue_wait = defaults::backend_queue_wait;
+  // A batch request that has waited this long is served like an interactive one.
+  std::chrono::milliseconds aging = defaults::backend_aging;
 };
 
 backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
                             std::shared_ptr<llm_client> client);
 
-router_actor spawn_router(caf::actor_system& sys, std::vector<backend_actor> backends);
+// How the router (re)starts one backend: a name and a spawn function it calls again whenever
+// the backend dies.
+struct backend_spec {
+  std::string name;
+  std::function<backend_actor(caf::actor_system&)> spawn;
+};
+
+// A spec that spawns a real backend actor with these settings and client.
+backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_client> client);
+
+router_actor spawn_router(caf::actor_system& sys, std::vector<backend_spec> backends);
 
 // -- policy --------------------------------------------------------------------------------------
 

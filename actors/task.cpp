@@ -1,6 +1,9 @@
-// A task actor runs one task of a batch: it builds the prompt, asks the router for a completion
-// under the task's deadline, reports the outcome to its coordinator and quits. Whatever goes wrong
-// (an error reply, a timeout, an exception) becomes that task's result, never the batch's.
+// A task actor runs one task of a batch: it builds the prompt, asks the router which backend to
+// use, asks that backend for a completion under the task's deadline, and reports the outcome to
+// its coordinator before it quits. Retryable failures (a busy, loading, unreachable or restarting
+// server) are tried again after a jittered exponential backoff that honours Retry-After, on
+// another backend when there is one, for as long as attempts and the deadline allow. Whatever
+// goes wrong becomes that task's result, never the batch's.
 
 #include "actors/spawn.hpp"
 
@@ -8,17 +11,37 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <functional>
+#include <random>
+
 namespace offload {
 
 namespace {
 
+using task_clock = caf::actor_clock;
+
 struct task_state {
   // The coordinator that receives this task's one and only report.
   batch_coordinator_actor coordinator;
-  // When the task started, by the actor clock (deterministic in tests).
-  caf::actor_clock::time_point started;
+  router_actor router;
+  engine_settings_ptr settings;
+  llm_request_ptr request;
+  task_deadline deadline;
+  // When the task started and when it must be done, by the actor clock (deterministic in tests).
+  task_clock::time_point started;
+  task_clock::time_point deadline_at;
   size_t index = 0;
   std::string model;
+  std::string trace_id;
+  // Requests sent so far; responses of earlier attempts are ignored.
+  uint32_t attempt = 0;
+  // The backend serving the current attempt (monitored while it does), and its name.
+  backend_actor backend;
+  std::string backend_name;
+  bool waiting = false; // an attempt's request is outstanding
+  std::minstd_rand rng; // retry jitter, seeded per task for repeatable runs
+  std::vector<std::string> warnings;
 
   static constexpr const char* name = "task";
 };
@@ -28,12 +51,186 @@ using task_pointer = caf::stateful_actor<task_state>*;
 void report(task_pointer self, task_result result) {
   auto& st = self->state;
   result.index = st.index;
+  result.attempts = st.attempt;
   if (result.model.empty())
     result.model = st.model;
+  if (result.backend.empty())
+    result.backend = st.backend_name;
+  result.warnings = std::move(st.warnings);
   auto elapsed = self->clock().now() - st.started;
   result.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
   self->send(st.coordinator, task_done_atom_v, std::move(result));
   self->quit();
+}
+
+void report_error(task_pointer self, task_error error) {
+  task_result result;
+  result.status = task_status::error;
+  result.error = std::move(error);
+  report(self, std::move(result));
+}
+
+task_error deadline_error(task_pointer self) {
+  const auto& d = self->state.deadline;
+  return {errc::timeout,
+          fmt::format("the task did not finish within {} ms ({}); the local LLM may be overloaded "
+                      "or still loading the model",
+                      d.timeout.count(),
+                      d.set_by_batch ? "what was left of the batch deadline" : "the task timeout"),
+          true};
+}
+
+// Failures worth another attempt: the server may well answer the same request later or another
+// server may answer it now. Deadlines, bad input and broken streams are not retried.
+bool worth_retrying(const task_error& error) {
+  switch (error.code) {
+  case errc::backend_unreachable:
+  case errc::backend_overloaded:
+  case errc::model_loading:
+  case errc::backend_unavailable:
+    return true;
+  case errc::backend_http_error:
+    return error.retryable; // 5xx, 408, 429
+  default:
+    return false;
+  }
+}
+
+// Delay before attempt `next` (2, 3, ...): base * 2^(next-2), capped, minus up to `jitter` of
+// itself at random, and never less than the server's Retry-After.
+std::chrono::milliseconds backoff(task_pointer self, uint32_t next, const task_error& error) {
+  const auto& retry = self->state.settings->retry;
+  auto delay = retry.base_backoff * (int64_t{1} << std::min<uint32_t>(next - 2, 20));
+  delay = std::min(delay, retry.max_backoff);
+  if (retry.jitter > 0) {
+    std::uniform_real_distribution<double> unit{0.0, 1.0};
+    auto cut = static_cast<double>(delay.count()) * retry.jitter * unit(self->state.rng);
+    delay -= std::chrono::milliseconds{static_cast<int64_t>(cut)};
+  }
+  return std::max(delay, std::chrono::milliseconds{error.retry_after_ms});
+}
+
+void start_attempt(task_pointer self);
+
+// Decides between another attempt and giving up after `error` from backend `backend`.
+void handle_failure(task_pointer self, task_error error, const std::string& backend) {
+  auto& st = self->state;
+  st.waiting = false;
+  if (!backend.empty())
+    st.backend_name = backend;
+  if (worth_retrying(error) && st.attempt < st.settings->retry.max_attempts) {
+    auto delay = backoff(self, st.attempt + 1, error);
+    if (self->clock().now() + delay < st.deadline_at) {
+      spdlog::debug("task {}: attempt {} failed ({}: {}); retrying in {} ms", st.trace_id,
+                    st.attempt, to_string(error.code), error.message, delay.count());
+      self->delayed_send(self, delay, retry_atom_v);
+      return;
+    }
+    error.message += fmt::format(" (not retried: the next attempt, in {} ms, would not finish "
+                                 "before the deadline)",
+                                 delay.count());
+  }
+  if (st.attempt > 1)
+    error.message += fmt::format(" [after {} attempts]", st.attempt);
+  report_error(self, std::move(error));
+}
+
+void handle_caf_error(task_pointer self, const caf::error& err) {
+  if (err == caf::sec::request_timeout) {
+    report_error(self, deadline_error(self));
+    return;
+  }
+  std::string backend;
+  auto error = from_caf_error(err, &backend);
+  handle_failure(self, std::move(error), backend);
+}
+
+void send_to_backend(task_pointer self, route chosen) {
+  auto& st = self->state;
+  auto remaining = st.deadline_at - self->clock().now();
+  if (remaining <= decltype(remaining)::zero()) {
+    report_error(self, deadline_error(self));
+    return;
+  }
+  st.backend = chosen.backend;
+  st.backend_name = chosen.name;
+  // The monitor turns a backend that dies mid-request into a quick retry instead of a wait for
+  // the deadline.
+  self->monitor(st.backend);
+  auto attempt = st.attempt;
+  self->request(st.backend, remaining, generate_atom_v, st.request)
+      .then(
+          [self, attempt](llm_reply& reply) {
+            auto& st = self->state;
+            if (attempt != st.attempt || !st.waiting)
+              return;
+            self->demonitor(st.backend.address());
+            task_result result;
+            result.status = task_status::ok;
+            result.text = std::move(reply.text);
+            result.model = std::move(reply.model);
+            result.backend = std::move(reply.backend);
+            result.tokens_in = reply.tokens_in;
+            result.tokens_out = reply.tokens_out;
+            report(self, std::move(result));
+          },
+          [self, attempt](caf::error& err) {
+            auto& st = self->state;
+            if (attempt != st.attempt || !st.waiting)
+              return;
+            self->demonitor(st.backend.address());
+            handle_caf_error(self, err);
+          });
+}
+
+void start_attempt(task_pointer self) {
+  auto& st = self->state;
+  auto remaining = st.deadline_at - self->clock().now();
+  if (remaining <= decltype(remaining)::zero()) {
+    report_error(self, deadline_error(self));
+    return;
+  }
+  auto attempt = ++st.attempt;
+  st.waiting = true;
+  route_hint hint{attempt, attempt > 1 ? st.backend_name : std::string{}};
+  // No timeout on this one: the router answers at once (or its death errors at once), and in CAF
+  // 0.17 every request timeout stays scheduled, holding the actor, until it expires.
+  self->request(st.router, caf::infinite, route_atom_v, st.model, hint)
+      .then(
+          [self, attempt](route& chosen) {
+            if (attempt == self->state.attempt && self->state.waiting)
+              send_to_backend(self, std::move(chosen));
+          },
+          [self, attempt](caf::error& err) {
+            if (attempt == self->state.attempt && self->state.waiting)
+              handle_caf_error(self, err);
+          });
+}
+
+// compress_context: content longer than the model's context window is cut in the middle (the
+// start and the end usually carry the most) and the result says so.
+task_spec fit_to_context(task_pointer self, const task_spec& task, size_t budget) {
+  task_spec fitted = task;
+  auto keep_head = budget * 2 / 3;
+  auto keep_tail = budget - keep_head;
+  // Cut on UTF-8 character boundaries.
+  auto boundary = [&](size_t pos) {
+    while (pos > 0 && pos < task.context.size() &&
+           (static_cast<unsigned char>(task.context[pos]) & 0xC0) == 0x80)
+      --pos;
+    return pos;
+  };
+  auto head_end = boundary(keep_head);
+  auto tail_start = boundary(task.context.size() - keep_tail);
+  auto dropped = tail_start - head_end;
+  fitted.context = task.context.substr(0, head_end) +
+                   fmt::format("\n\n[... {} characters omitted ...]\n\n", dropped) +
+                   task.context.substr(tail_start);
+  self->state.warnings.push_back(fmt::format(
+      "the content is {} characters but the model's context holds about {}: the middle {} "
+      "characters were not seen by the model, so the summary does not cover them",
+      task.context.size(), budget, dropped));
+  return fitted;
 }
 
 caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinator,
@@ -43,48 +240,56 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
                             std::string trace_id) {
   auto& st = self->state;
   st.coordinator = std::move(coordinator);
+  st.router = std::move(router);
+  st.settings = std::move(settings);
   st.started = self->clock().now();
+  st.deadline = deadline;
+  st.deadline_at = st.started + deadline.timeout;
   st.index = index;
+  st.trace_id = std::move(trace_id);
+  st.rng.seed(static_cast<std::minstd_rand::result_type>(st.settings->seed ^
+                                                         std::hash<std::string>{}(st.trace_id)));
   const auto& task = spec->tasks.at(index);
-  st.model = task.model.empty() ? settings->default_model : task.model;
+  st.model = task.model.empty() ? st.settings->default_model : task.model;
 
   auto request = std::make_shared<llm_request>();
   request->model = st.model;
-  request->messages = build_messages(task, previous.get());
-  request->trace_id = std::move(trace_id);
+  request->trace_id = st.trace_id;
+  request->fairness_key = spec->owner;
+  request->priority =
+      spec->tool == "batch_offload" ? request_priority::batch : request_priority::interactive;
+  request->first_token_timeout = std::chrono::milliseconds{spec->deadlines.first_token_timeout_ms};
+  request->idle_timeout = std::chrono::milliseconds{spec->deadlines.idle_timeout_ms};
+  if (spec->tool == "compress_context") {
+    auto it = st.settings->context_chars.find(st.model);
+    auto window =
+        it != st.settings->context_chars.end() ? it->second : st.settings->default_context_chars;
+    // Room for the instructions and for the answer itself.
+    auto budget = window > task.task.size() + spec->target_chars + 512
+                      ? window - task.task.size() - spec->target_chars - 512
+                      : window / 2;
+    request->messages = task.context.size() > budget
+                            ? build_messages(fit_to_context(self, task, budget), nullptr)
+                            : build_messages(task, nullptr);
+  } else {
+    request->messages = build_messages(task, previous.get());
+  }
+  st.request = std::move(request);
 
-  // The request's timeout is the task's deadline: one mechanism covers a slow backend, a full
-  // queue and a lost reply.
-  self->request(router, deadline.timeout, generate_atom_v, llm_request_ptr{request})
-    .then(
-      [self](llm_reply& reply) {
-        task_result result;
-        result.status = task_status::ok;
-        result.text = std::move(reply.text);
-        result.model = std::move(reply.model);
-        result.backend = std::move(reply.backend);
-        result.tokens_in = reply.tokens_in;
-        result.tokens_out = reply.tokens_out;
-        report(self, std::move(result));
-      },
-      [self, deadline](caf::error& err) {
-        task_result result;
-        result.status = task_status::error;
-        if (err == caf::sec::request_timeout) {
-          result.error = {errc::timeout,
-                          fmt::format("the task did not finish within {} ms ({}); the local LLM "
-                                      "may be overloaded or still loading the model",
-                                      deadline.timeout.count(),
-                                      deadline.set_by_batch ? "what was left of the batch deadline"
-                                                            : "the task timeout"),
-                          true};
-        } else {
-          result.error = from_caf_error(err, &result.backend);
-        }
-        report(self, std::move(result));
-      });
-  // No handlers of its own: the actor lives until the response (or its timeout) arrives.
-  return {};
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    if (!st.waiting || msg.source != st.backend.address())
+      return;
+    handle_failure(self,
+                   {errc::backend_unavailable,
+                    fmt::format("the backend {} stopped while serving this task", st.backend_name),
+                    true},
+                   st.backend_name);
+  });
+  start_attempt(self);
+  return {
+      [self](retry_atom) { start_attempt(self); },
+  };
 }
 
 } // namespace
@@ -92,8 +297,7 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
 caf::actor spawn_task(caf::actor_system& sys, batch_coordinator_actor coordinator,
                       batch_spec_ptr spec, size_t index,
                       std::shared_ptr<const std::string> previous, router_actor router,
-                      engine_settings_ptr settings, task_deadline deadline,
-                      std::string trace_id) {
+                      engine_settings_ptr settings, task_deadline deadline, std::string trace_id) {
   return sys.spawn(task_behavior, std::move(coordinator), std::move(spec), index,
                    std::move(previous), std::move(router), std::move(settings), deadline,
                    std::move(trace_id));

@@ -27,6 +27,55 @@ bool read_string(const json& obj, const char* key, const std::string& where, siz
   return true;
 }
 
+// Reads an optional boolean field.
+bool read_bool(const json& obj, const char* key, bool& out, std::string& error) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null())
+    return true;
+  if (!it->is_boolean()) {
+    error = fmt::format("{}: must be true or false, got {}", key, it->type_name());
+    return false;
+  }
+  out = it->get<bool>();
+  return true;
+}
+
+// Reads an optional positive integer no larger than `max`.
+bool read_bounded(const json& obj, const char* key, int64_t max, int64_t& out, std::string& error) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null())
+    return true;
+  if (!it->is_number_integer() && !it->is_number_unsigned()) {
+    error = fmt::format("{}: must be a whole number, got {}", key, it->type_name());
+    return false;
+  }
+  // Read as double first so that huge values are reported, not wrapped.
+  auto value = it->get<double>();
+  if (value < 1) {
+    error = fmt::format("{}: must be at least 1, got {}", key, it->dump());
+    return false;
+  }
+  if (value > static_cast<double>(max)) {
+    error = fmt::format("{}: {} is more than the configured maximum of {}", key, it->dump(), max);
+    return false;
+  }
+  out = it->get<int64_t>();
+  return true;
+}
+
+// The per-call deadline overrides shared by the task tools.
+bool read_deadlines(const json& args, const batch_limits& limits, deadline_overrides& out,
+                    std::string& error) {
+  return read_bounded(args, "task_timeout_ms", limits.max_task_timeout_ms, out.task_timeout_ms,
+                      error) &&
+         read_bounded(args, "batch_timeout_ms", limits.max_batch_timeout_ms, out.batch_timeout_ms,
+                      error) &&
+         read_bounded(args, "first_token_timeout_ms", limits.max_first_token_timeout_ms,
+                      out.first_token_timeout_ms, error) &&
+         read_bounded(args, "idle_timeout_ms", limits.max_idle_timeout_ms, out.idle_timeout_ms,
+                      error);
+}
+
 std::optional<task_spec> parse_task(const json& obj, const std::string& where,
                                     const batch_limits& limits, std::string& error) {
   if (!obj.is_object()) {
@@ -55,10 +104,6 @@ std::optional<task_spec> parse_task(const json& obj, const std::string& where,
       !read_string(obj, "category", where, limits.max_field_chars, spec.category, error))
     return std::nullopt;
   return spec;
-}
-
-std::string_view status_name(task_status status) {
-  return status == task_status::ok ? "ok" : "error";
 }
 
 } // namespace
@@ -91,12 +136,14 @@ std::optional<batch_spec> parse_batch_offload(const json& args, const batch_limi
   }
   batch_spec spec;
   spec.tool = "batch_offload";
-  if (auto seq = args.find("sequential"); seq != args.end() && !seq->is_null()) {
-    if (!seq->is_boolean()) {
-      error = fmt::format("sequential: must be true or false, got {}", seq->type_name());
-      return std::nullopt;
-    }
-    spec.sequential = seq->get<bool>();
+  if (!read_bool(args, "sequential", spec.sequential, error) ||
+      !read_bool(args, "stop_on_error", spec.stop_on_error, error) ||
+      !read_deadlines(args, limits, spec.deadlines, error))
+    return std::nullopt;
+  if (spec.stop_on_error && !spec.sequential) {
+    error = "stop_on_error: only applies to sequential batches (parallel tasks all start at once); "
+            "set \"sequential\": true or drop it";
+    return std::nullopt;
   }
   spec.tasks.reserve(tasks->size());
   for (size_t i = 0; i < tasks->size(); ++i) {
@@ -115,155 +162,52 @@ std::optional<batch_spec> parse_offload_work(const json& args, const batch_limit
     return std::nullopt;
   batch_spec spec;
   spec.tool = "offload_work";
+  if (!read_deadlines(args, limits, spec.deadlines, error))
+    return std::nullopt;
   spec.tasks.push_back(std::move(*task));
   return spec;
 }
 
-bool all_failed(const batch_result& result) {
-  for (const auto& task : result.tasks)
-    if (task.status == task_status::ok)
-      return false;
-  return !result.tasks.empty();
-}
-
-std::string render_text(const batch_spec& spec, const batch_result& result) {
-  size_t ok = 0;
-  std::string out;
-  for (const auto& task : result.tasks) {
-    if (task.status == task_status::ok)
-      ++ok;
-    // A single offload_work result is just the answer, as in the original server.
-    if (spec.tool == "offload_work" && result.tasks.size() == 1 && task.status == task_status::ok)
-      return task.text;
-    out += fmt::format("## Task {} — {}", task.index + 1, status_name(task.status));
-    if (!task.backend.empty())
-      out += fmt::format(" ({} on {}, {} ms)", task.model, task.backend, task.duration_ms);
-    else if (!task.model.empty())
-      out += fmt::format(" ({}, {} ms)", task.model, task.duration_ms);
-    out += '\n';
-    if (task.status == task_status::ok) {
-      out += task.text;
-    } else {
-      out += fmt::format("[{}] {}", to_string(task.error.code), task.error.message);
-      // Tell the calling agent what to do next: the local LLM could not help with this one.
-      out += task.error.retryable ? "\n[FALLBACK_TO_CLOUD] The local LLM failed on this task "
-                                    "(it may work if retried later); do this task yourself."
-                                  : "\n[FALLBACK_TO_CLOUD] The local LLM cannot do this task; "
-                                    "do it yourself.";
-    }
-    out += "\n\n";
+std::optional<batch_spec> parse_compress_context(const json& args, const batch_limits& limits,
+                                                 std::string& error) {
+  if (!args.is_object()) {
+    error = fmt::format("arguments: must be an object with a \"content\" string, got {}",
+                        args.type_name());
+    return std::nullopt;
   }
-  out += fmt::format("Summary: {} of {} tasks succeeded, {} failed ({} mode, {} ms).", ok,
-                     result.tasks.size(), result.tasks.size() - ok,
-                     spec.sequential ? "sequential" : "parallel", result.duration_ms);
-  return out;
-}
-
-json render_structured(const batch_result& result) {
-  json tasks = json::array();
-  size_t ok = 0;
-  int64_t tokens_in = 0;
-  int64_t tokens_out = 0;
-  for (const auto& task : result.tasks) {
-    json item = {
-        {"index", task.index},
-        {"status", status_name(task.status)},
-        {"model", task.model},
-        {"backend", task.backend},
-        {"tokens_in", task.tokens_in},
-        {"tokens_out", task.tokens_out},
-        {"duration_ms", task.duration_ms},
-    };
-    if (task.status == task_status::ok) {
-      ++ok;
-      item["text"] = task.text;
-    } else {
-      item["error"] = {{"code", to_string(task.error.code)},
-                       {"message", task.error.message},
-                       {"retryable", task.error.retryable}};
-    }
-    tokens_in += task.tokens_in;
-    tokens_out += task.tokens_out;
-    tasks.push_back(std::move(item));
+  auto content = args.find("content");
+  if (content == args.end() || content->is_null()) {
+    error = "content: required field is missing; pass the text to summarise";
+    return std::nullopt;
   }
-  return {
-      {"tasks", std::move(tasks)},
-      {"totals",
-       {{"tasks", result.tasks.size()},
-        {"ok", ok},
-        {"failed", result.tasks.size() - ok},
-        {"tokens_in", tokens_in},
-        {"tokens_out", tokens_out},
-        {"duration_ms", result.duration_ms}}},
-  };
-}
-
-json batch_output_schema() {
-  json error = {
-      {"type", "object"},
-      {"properties",
-       {{"code", {{"type", "string"}}},
-        {"message", {{"type", "string"}}},
-        {"retryable", {{"type", "boolean"}}}}},
-      {"required", {"code", "message", "retryable"}},
-  };
-  json task = {
-      {"type", "object"},
-      {"properties",
-       {{"index", {{"type", "integer"}, {"minimum", 0}}},
-        {"status", {{"type", "string"}, {"enum", {"ok", "error"}}}},
-        {"text", {{"type", "string"}}},
-        {"error", error},
-        {"model", {{"type", "string"}}},
-        {"backend", {{"type", "string"}}},
-        {"tokens_in", {{"type", "integer"}}},
-        {"tokens_out", {{"type", "integer"}}},
-        {"duration_ms", {{"type", "integer"}}}}},
-      {"required",
-       {"index", "status", "model", "backend", "tokens_in", "tokens_out", "duration_ms"}},
-  };
-  json totals = {
-      {"type", "object"},
-      {"properties",
-       {{"tasks", {{"type", "integer"}}},
-        {"ok", {{"type", "integer"}}},
-        {"failed", {{"type", "integer"}}},
-        {"tokens_in", {{"type", "integer"}}},
-        {"tokens_out", {{"type", "integer"}}},
-        {"duration_ms", {{"type", "integer"}}}}},
-      {"required", {"tasks", "ok", "failed", "tokens_in", "tokens_out", "duration_ms"}},
-  };
-  return {
-      {"type", "object"},
-      {"properties",
-       {{"tasks", {{"type", "array"}, {"items", task}}},
-        {"totals", totals},
-        // Present only when the policy refused the call (then `tasks` is empty).
-        {"policy",
-         {{"type", "object"},
-          {"properties",
-           {{"rule", {{"type", "string"}}},
-            {"message", {{"type", "string"}}},
-            {"retry_after_seconds", {{"type", "integer"}}}}},
-          {"required", {"rule", "message"}}}}}},
-      {"required", {"tasks", "totals"}},
-  };
-}
-
-json task_properties_schema() {
-  return {
-      {"task", {{"type", "string"}, {"description", "What the local LLM should do."}}},
-      {"language", {{"type", "string"}, {"description", "Programming language, e.g. python."}}},
-      {"context",
-       {{"type", "string"}, {"description", "Code or text the task is about (optional)."}}},
-      {"output_format",
-       {{"type", "string"},
-        {"description", "Desired form of the answer, e.g. code, markdown, json (optional)."}}},
-      {"model", {{"type", "string"}, {"description", "Model to use instead of the default."}}},
-      {"category",
-       {{"type", "string"},
-        {"description", "Kind of work, e.g. code_generation, documentation (optional)."}}},
-  };
+  task_spec task;
+  if (!read_string(args, "content", "", limits.max_compress_chars, task.context, error))
+    return std::nullopt;
+  if (task.context.find_first_not_of(" \t\r\n") == std::string::npos) {
+    error = "content: must not be empty";
+    return std::nullopt;
+  }
+  std::string focus;
+  if (!read_string(args, "focus", "", limits.max_task_chars, focus, error) ||
+      !read_string(args, "model", "", limits.max_field_chars, task.model, error))
+    return std::nullopt;
+  int64_t target = static_cast<int64_t>(limits.default_target_chars);
+  if (!read_bounded(args, "target_length", static_cast<int64_t>(limits.max_compress_chars), target,
+                    error))
+    return std::nullopt;
+  batch_spec spec;
+  spec.tool = "compress_context";
+  spec.target_chars = static_cast<size_t>(target);
+  if (!read_deadlines(args, limits, spec.deadlines, error))
+    return std::nullopt;
+  task.category = "summarization";
+  task.task = fmt::format(
+      "Summarise the context below in at most {} characters. Keep every fact a programmer needs "
+      "to keep working with it: names of files, functions, types and variables, error messages, "
+      "numbers, decisions and open questions. Leave out repetition and boilerplate.{}{}",
+      target, focus.empty() ? "" : " Focus on: ", focus);
+  spec.tasks.push_back(std::move(task));
+  return spec;
 }
 
 } // namespace offload

@@ -87,4 +87,11 @@ std::string make_notification(std::string_view method, const json& params) {
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+std::string make_request(const json& id, std::string_view method, const json& params) {
+  json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null())
+    msg["params"] = params;
+  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 } // namespace offload::jsonrpc

@@ -59,5 +59,6 @@ std::string make_result(const json& id, const json& result);
 std::string make_error(const json& id, int code, std::string_view message,
                        const json& data = json());
 std::string make_notification(std::string_view method, const json& params);
+std::string make_request(const json& id, std::string_view method, const json& params);
 
 } // namespace offload::jsonrpc

@@ -40,7 +40,7 @@ std::optional<std::string> negotiate_version(const json& params, std::string& er
 json initialize_result(std::string_view version, std::string_view server_version) {
   return {
       {"protocolVersion", version},
-      {"capabilities", {{"tools", {{"listChanged", false}}}}},
+      {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
       {"serverInfo",
        {{"name", "offload"},
         {"title", "offload: local LLM work offloading"},
@@ -65,7 +65,15 @@ json tool_catalogue() {
        {{"type", "boolean"},
         {"default", false},
         {"description", "Run the tasks one after another, each seeing the previous result."}}},
+      {"stop_on_error",
+       {{"type", "boolean"},
+        {"default", false},
+        {"description", "Sequential only: stop the chain at the first failed task and mark the "
+                        "rest skipped."}}},
   };
+  batch_props.update(deadline_properties_schema());
+  auto work_props = task_props;
+  work_props.update(deadline_properties_schema());
   auto output = batch_output_schema();
   return json::array({
       {
@@ -83,7 +91,17 @@ json tool_catalogue() {
           {"title", "Offload one coding task"},
           {"description", "Run one routine coding task (boilerplate, docs, tests, simple "
                           "refactors) on a local LLM."},
-          {"inputSchema", {{"type", "object"}, {"properties", task_props}, {"required", {"task"}}}},
+          {"inputSchema", {{"type", "object"}, {"properties", work_props}, {"required", {"task"}}}},
+          {"outputSchema", output},
+      },
+      {
+          {"name", "compress_context"},
+          {"title", "Summarise large content"},
+          {"description",
+           "Summarise a large text or source file on a local LLM down to a target length, so it "
+           "costs fewer tokens to keep in context. Content longer than the model's context window "
+           "is cut, and the result says so."},
+          {"inputSchema", compress_context_input_schema()},
           {"outputSchema", output},
       },
   });

@@ -66,7 +66,9 @@ size_t positive_at(const std::string& file, const YAML::Node& node, std::string_
 }
 
 void read_backend(const std::string& file, const YAML::Node& node, backend_config& out) {
-  check_keys(file, node, "a backend", {"name", "kind", "url", "max_concurrency", "timeouts"});
+  check_keys(
+      file, node, "a backend",
+      {"name", "kind", "url", "max_concurrency", "max_queue", "queue_wait", "aging", "timeouts"});
   if (!node["url"])
     fail_at(file, node, "a backend needs \"url\", e.g. url: http://127.0.0.1:11434");
   out.url = scalar<std::string>(file, node["url"], "url");
@@ -76,6 +78,12 @@ void read_backend(const std::string& file, const YAML::Node& node, backend_confi
     out.kind = scalar<std::string>(file, node["kind"], "kind");
   if (node["max_concurrency"])
     out.max_concurrency = positive_at(file, node["max_concurrency"], "max_concurrency");
+  if (node["max_queue"])
+    out.max_queue = positive_at(file, node["max_queue"], "max_queue");
+  if (node["queue_wait"])
+    out.queue_wait = duration_at(file, node["queue_wait"], "queue_wait");
+  if (node["aging"])
+    out.aging = duration_at(file, node["aging"], "aging");
   if (auto t = node["timeouts"]) {
     check_keys(file, t, "timeouts", {"connect", "first_token", "idle", "total"});
     if (t["connect"])
@@ -90,6 +98,46 @@ void read_backend(const std::string& file, const YAML::Node& node, backend_confi
   if (out.kind != "ollama")
     fail_at(file, node["kind"] ? node["kind"] : node,
             fmt::format("backend kind \"{}\" is not supported (supported: ollama)", out.kind));
+}
+
+// The batch engine's retry, deadline-maximum and context-window settings.
+void read_engine_extras(const std::string& file, const YAML::Node& batch, engine_settings& out) {
+  auto& limits = out.limits;
+  auto max_ms = [&](const char* key, int64_t& target) {
+    if (batch[key])
+      target = duration_at(file, batch[key], fmt::format("batch.{}", key)).count();
+  };
+  max_ms("max_task_timeout", limits.max_task_timeout_ms);
+  max_ms("max_batch_timeout", limits.max_batch_timeout_ms);
+  max_ms("max_first_token_timeout", limits.max_first_token_timeout_ms);
+  max_ms("max_idle_timeout", limits.max_idle_timeout_ms);
+  if (auto retry = batch["retry"]) {
+    check_keys(file, retry, "batch.retry",
+               {"max_attempts", "base_backoff", "max_backoff", "jitter"});
+    if (retry["max_attempts"])
+      out.retry.max_attempts = static_cast<uint32_t>(
+          positive_at(file, retry["max_attempts"], "batch.retry.max_attempts"));
+    if (retry["base_backoff"])
+      out.retry.base_backoff = duration_at(file, retry["base_backoff"], "batch.retry.base_backoff");
+    if (retry["max_backoff"])
+      out.retry.max_backoff = duration_at(file, retry["max_backoff"], "batch.retry.max_backoff");
+    if (retry["jitter"]) {
+      out.retry.jitter = scalar<double>(file, retry["jitter"], "batch.retry.jitter");
+      if (out.retry.jitter < 0 || out.retry.jitter > 1)
+        fail_at(file, retry["jitter"], "batch.retry.jitter must be between 0 and 1");
+    }
+  }
+  if (batch["context_chars"])
+    out.default_context_chars = positive_at(file, batch["context_chars"], "batch.context_chars");
+  if (auto models = batch["model_context_chars"]) {
+    if (!models.IsMap())
+      fail_at(file, models, "batch.model_context_chars must map model names to sizes");
+    for (const auto& entry : models)
+      out.context_chars[entry.first.as<std::string>()] =
+          positive_at(file, entry.second, "batch.model_context_chars");
+  }
+  if (batch["seed"])
+    out.seed = scalar<uint64_t>(file, batch["seed"], "batch.seed");
 }
 
 } // namespace
@@ -154,9 +202,11 @@ daemon_config load_config_file(const std::string& path) {
   if (root["default_model"])
     config.engine.default_model = scalar<std::string>(path, root["default_model"], "default_model");
   if (auto batch = root["batch"]) {
-    check_keys(
-        path, batch, "batch",
-        {"max_tasks", "max_task_chars", "max_context_chars", "task_timeout", "batch_timeout"});
+    check_keys(path, batch, "batch",
+               {"max_tasks", "max_task_chars", "max_context_chars", "task_timeout", "batch_timeout",
+                "max_task_timeout", "max_batch_timeout", "max_first_token_timeout",
+                "max_idle_timeout", "retry", "context_chars", "model_context_chars", "seed"});
+    read_engine_extras(path, batch, config.engine);
     auto& limits = config.engine.limits;
     if (batch["max_tasks"])
       limits.max_tasks = positive_at(path, batch["max_tasks"], "batch.max_tasks");
@@ -232,7 +282,9 @@ void finalize_config(daemon_config& config) {
       throw config_error(
           fmt::format("two backends are named \"{}\"; give each a unique name", backend.name));
     // An exchange never outlives the task that waits for it.
-    backend.timeouts.total = std::min(backend.timeouts.total, config.engine.task_timeout);
+    backend.timeouts.total = std::min(
+        backend.timeouts.total, std::max(config.engine.task_timeout,
+                                         milliseconds{config.engine.limits.max_task_timeout_ms}));
   }
   if (config.state_dir.empty())
     config.state_dir = default_state_dir();

@@ -25,6 +25,9 @@ struct backend_config {
   std::string url;
   http_target target; // parsed from url
   size_t max_concurrency = defaults::backend_max_concurrency;
+  size_t max_queue = defaults::backend_max_queue;
+  std::chrono::milliseconds queue_wait = defaults::backend_queue_wait;
+  std::chrono::milliseconds aging = defaults::backend_aging;
   http_timeouts timeouts;
 };
 

@@ -22,11 +22,30 @@ inline constexpr auto task_timeout = 300s;
 // A batch of 10 sequential tasks must still end in bounded time.
 inline constexpr auto batch_timeout = 900s;
 
+// Retries: a busy or restarting local server usually recovers within a second or two; three
+// attempts with 0.5 s, 1 s (jittered) between them ride that out without hiding a dead server.
+inline constexpr unsigned max_attempts = 3;
+inline constexpr auto retry_base_backoff = 500ms;
+inline constexpr auto retry_max_backoff = 10s;
+inline constexpr double retry_jitter = 0.5;
+// An 8k-token context at ~3.5 characters per token, the common default of local coding models.
+inline constexpr size_t context_chars = 28 * 1024;
+// How often a call that asked for progress hears that its tasks are still generating; well
+// under the 60 s after which MCP clients commonly give up on a silent request.
+inline constexpr auto progress_heartbeat = 10s;
+
 // -- backends ------------------------------------------------------------------------------------
 
 // Ollama handles one request per model at a time by default (OLLAMA_NUM_PARALLEL=1) but queues
 // the rest; 4 in flight keeps a GPU busy without piling requests up in Ollama's own queue.
 inline constexpr size_t backend_max_concurrency = 4;
+// Waiting requests per backend: 16 full batches' worth; beyond that an agent is better told at
+// once that the local LLMs are saturated than left waiting.
+inline constexpr size_t backend_max_queue = 160;
+// A request that has waited this long for a slot is better done elsewhere (or by the agent).
+inline constexpr auto backend_queue_wait = 120s;
+// After this long in the queue a batch task goes ahead of newer interactive requests.
+inline constexpr auto backend_aging = 10s;
 // Loopback or LAN: a connect that takes longer than this will not succeed.
 inline constexpr auto connect_timeout = 5s;
 // Covers loading a model into memory before the first token.
@@ -37,6 +56,10 @@ inline constexpr auto idle_timeout = 60s;
 inline constexpr size_t max_response_bytes = 16 * 1024 * 1024;
 
 // -- transports ----------------------------------------------------------------------------------
+
+// tools/list page size: every tool fits one page today; the cursor is there for clients that
+// page and for catalogues that grow.
+inline constexpr size_t tools_page_size = 50;
 
 // Largest JSON-RPC message accepted on stdio; larger lines are rejected, not buffered forever.
 inline constexpr size_t max_message_bytes = 4 * 1024 * 1024;

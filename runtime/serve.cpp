@@ -78,14 +78,20 @@ int run_serve(const serve_options& options) {
   auto work = asio::make_work_guard(io);
   std::thread io_thread{[&io] { io.run(); }};
 
-  std::vector<backend_actor> backends;
+  std::vector<backend_spec> backends;
   for (const auto& b : config.backends) {
     auto client = make_ollama_client(io, b.target, b.timeouts, b.max_concurrency);
-    backends.push_back(spawn_backend(sys, {b.name, b.max_concurrency}, std::move(client)));
+    backend_settings settings;
+    settings.name = b.name;
+    settings.max_concurrency = b.max_concurrency;
+    settings.max_queue = b.max_queue;
+    settings.queue_wait = b.queue_wait;
+    settings.aging = b.aging;
+    backends.push_back(make_backend_spec(std::move(settings), std::move(client)));
     spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
                  b.target.display(), b.max_concurrency);
   }
-  auto router = spawn_router(sys, backends);
+  auto router = spawn_router(sys, std::move(backends));
   auto engine = std::make_shared<const engine_settings>(config.engine);
 
   stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};
@@ -137,10 +143,9 @@ int run_serve(const serve_options& options) {
   caf::scoped_actor self{sys};
   self->wait_for(session);
   transport.stop();
-  // The backends own sockets of `io`: they must be gone before the io_context is.
+  // The backends own sockets of `io`: they must be gone before the io_context is. The router
+  // stops them and quits only once they are gone.
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
-  for (auto& backend : backends)
-    caf::anon_send_exit(backend, caf::exit_reason::user_shutdown);
   if (audit) {
     caf::anon_send_exit(audit, caf::exit_reason::user_shutdown);
     self->wait_for(audit);
@@ -155,9 +160,6 @@ int run_serve(const serve_options& options) {
     self->wait_for(counters);
   }
   self->wait_for(router);
-  for (auto& backend : backends)
-    self->wait_for(backend);
-  backends.clear();
   // Exchanges still on the wire belong to tasks that are gone; dropping them is correct.
   work.reset();
   io.stop();

@@ -12,7 +12,7 @@ namespace {
 
 struct fixture : test_coordinator_fixture<> {
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
-  router_actor router = sys.spawn(scripted_router, seen);
+  router_actor router = spawn_scripted_router(sys, seen);
   engine_settings_ptr settings = test_settings(5s, 60s);
   std::optional<batch_result> result;
 

@@ -1,10 +1,12 @@
 #pragma once
-// Test doubles shared by the actor tests: a router that answers from the prompt text alone.
+// Test doubles shared by the actor tests: a backend that answers from the prompt text alone.
 
 #include "actors/spawn.hpp"
 
 #include <caf/stateful_actor.hpp>
 
+#include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,26 +21,40 @@ inline const std::string& user_text(const llm_request& request) {
   return none;
 }
 
-struct scripted_router_state {
+struct scripted_backend_state {
   // The user text of every request, in arrival order.
   std::shared_ptr<std::vector<std::string>> seen;
   // Replies that were never delivered ("hang"), kept so that the requester waits forever.
   std::vector<caf::typed_response_promise<llm_reply>> hanging;
-  static constexpr const char* name = "scripted_router";
+  // How often each text was asked for (for "busyN": the first N attempts fail).
+  std::map<std::string, int> asked;
+  static constexpr const char* name = "scripted_backend";
 };
 
-// Answers "echo:<user text>" unless the text contains "fail" (HTTP 500 error) or "hang" (never
-// answers).
-inline router_actor::behavior_type
-scripted_router(router_actor::stateful_pointer<scripted_router_state> self,
-                std::shared_ptr<std::vector<std::string>> seen) {
+// A backend that answers from the prompt text alone: "echo:<user text>", unless the text contains
+// "fail" (HTTP 500), "hang" (never answers), "busyN" (the first N attempts fail with
+// backend_overloaded), "missing" (404 model not found) or "crash" (the backend throws).
+inline backend_actor::behavior_type
+scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
+                 std::shared_ptr<std::vector<std::string>> seen) {
   self->state.seen = std::move(seen);
   return {
       [self](generate_atom, llm_request_ptr& request) -> caf::result<llm_reply> {
         const auto& text = user_text(*request);
         self->state.seen->push_back(text);
+        auto attempt = ++self->state.asked[text];
+        if (auto pos = text.find("busy"); pos != std::string::npos) {
+          auto failures = std::atoi(text.c_str() + pos + 4);
+          if (attempt <= failures)
+            return to_caf_error({errc::backend_overloaded, "server busy", true}, "scripted");
+        }
+        if (text.find("crash") != std::string::npos && attempt == 1)
+          throw std::runtime_error("injected backend crash");
+        if (text.find("missing") != std::string::npos)
+          return to_caf_error({errc::model_not_found, "model not found", false}, "scripted");
         if (text.find("fail") != std::string::npos)
-          return to_caf_error({errc::backend_http_error, "HTTP 500 from the LLM server", true});
+          return to_caf_error({errc::backend_http_error, "HTTP 500 from the LLM server", true},
+                              "scripted");
         if (text.find("hang") != std::string::npos) {
           auto promise = self->make_response_promise<llm_reply>();
           self->state.hanging.push_back(promise);
@@ -52,7 +68,18 @@ scripted_router(router_actor::stateful_pointer<scripted_router_state> self,
         reply.tokens_out = 2;
         return reply;
       },
+      [](http_done_atom, uint64_t, llm_outcome&) {},
+      [](sweep_atom, uint64_t) {},
   };
+}
+
+// A router over one scripted backend (restarted by the router if it crashes).
+inline router_actor spawn_scripted_router(caf::actor_system& sys,
+                                          std::shared_ptr<std::vector<std::string>> seen) {
+  std::vector<backend_spec> specs;
+  specs.push_back(backend_spec{
+      "scripted", [seen](caf::actor_system& s) { return s.spawn(scripted_backend, seen); }});
+  return spawn_router(sys, std::move(specs));
 }
 
 inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,
@@ -61,6 +88,8 @@ inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,
   settings->default_model = "test-model";
   settings->task_timeout = task_timeout;
   settings->batch_timeout = batch_timeout;
+  settings->retry.jitter = 0;       // exact backoff delays
+  settings->retry.max_attempts = 1; // tests of retries ask for them
   return settings;
 }
 

@@ -14,7 +14,7 @@ namespace {
 
 struct fixture : test_coordinator_fixture<> {
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
-  router_actor router = sys.spawn(scripted_router, seen);
+  router_actor router = spawn_scripted_router(sys, seen);
   std::shared_ptr<std::vector<std::string>> sent = std::make_shared<std::vector<std::string>>();
   mcp_session_actor aut = make_session({});
   // Injected wall clock of the policy counters.
@@ -25,8 +25,8 @@ struct fixture : test_coordinator_fixture<> {
   mcp_session_actor make_session(policy_context policy) {
     return spawn_mcp_session(
         sys, {"test", "9.9.9", "agent-a"},
-        [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); }, router,
-        test_settings(5s, 60s), std::move(policy));
+        [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); },
+        router, test_settings(5s, 60s), std::move(policy));
   }
 
   // Replaces the session under test by one that enforces `yaml`, and initializes it.
@@ -137,10 +137,34 @@ CAF_TEST(notifications and stray responses get no reply) {
   CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":5,"result":{}})").empty());
 }
 
-CAF_TEST(tools list shows both tools) {
+CAF_TEST(tools list shows every tool in one page by default) {
   initialize();
   auto reply = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 2u);
+  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 3u);
+  CAF_CHECK(!reply["result"].contains("nextCursor"));
+}
+
+CAF_TEST(tools list pages with a cursor and rejects a bad one) {
+  auto settings = std::make_shared<engine_settings>(*test_settings(5s, 60s));
+  settings->tools_page_size = 2;
+  caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+  aut = spawn_mcp_session(
+      sys, {"test", "9.9.9", ""},
+      [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); },
+      router, settings, {});
+  initialize();
+  auto first = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
+  CAF_REQUIRE_EQUAL(first["result"]["tools"].size(), 2u);
+  auto cursor = first["result"]["nextCursor"].get<std::string>();
+  json next = {
+      {"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}, {"params", {{"cursor", cursor}}}};
+  auto second = one(next.dump());
+  CAF_REQUIRE_EQUAL(second["result"]["tools"].size(), 1u);
+  CAF_CHECK_EQUAL(second["result"]["tools"][0]["name"].get<std::string>(), "compress_context");
+  CAF_CHECK(!second["result"].contains("nextCursor"));
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":3,"method":"tools/list",)"
+                                 R"("params":{"cursor":"bogus"}})")),
+                  -32602);
 }
 
 CAF_TEST(bad tool arguments are an error result naming the field) {
@@ -208,7 +232,8 @@ CAF_TEST(closing waits for running calls and then stops the session) {
 }
 
 CAF_TEST(a policy hides tools from the list and denies hidden calls) {
-  use_policy("version: \"1\"\nhide: [offload_work]\ntools:\n  batch_offload:\n    rules: []\n");
+  use_policy("version: \"1\"\nhide: [offload_work, compress_context]\ntools:\n  batch_offload:\n   "
+             " rules: []\n");
   auto list = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
   CAF_REQUIRE_EQUAL(list["result"]["tools"].size(), 1u);
   CAF_CHECK_EQUAL(list["result"]["tools"][0]["name"].get<std::string>(), "batch_offload");

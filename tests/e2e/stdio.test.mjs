@@ -25,7 +25,7 @@ test('tools/list offers batch_offload and offload_work with input and output sch
   servers.push(server);
   await withLogs([server], async () => {
     const names = server.tools.map((t) => t.name).sort();
-    assert.deepEqual(names, ['batch_offload', 'offload_work']);
+    assert.deepEqual(names, ['batch_offload', 'compress_context', 'offload_work']);
     for (const tool of server.tools) {
       assert.equal(tool.inputSchema?.type, 'object', `${tool.name} inputSchema`);
       assert.equal(tool.outputSchema?.type, 'object', `${tool.name} outputSchema`);
@@ -60,7 +60,7 @@ for (const version of SUPPORTED) {
       server.notify('notifications/initialized', {});
       const list = await server.request('tools/list', {});
       assert.equal(list.error, undefined, JSON.stringify(list.error));
-      assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['batch_offload', 'offload_work']);
+      assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'offload_work']);
       const unknown = await server.request('tools/call', { name: 'no_such_tool', arguments: {} });
       assert.equal(unknown.error?.code, -32602, JSON.stringify(unknown));
       const exit = await server.close();

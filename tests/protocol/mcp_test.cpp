@@ -25,15 +25,21 @@ CAF_TEST(malformed initialize params name the field) {
   CAF_CHECK_NOT_EQUAL(error.find("protocolVersion"), std::string::npos);
 }
 
-CAF_TEST(the catalogue has both tools with object schemas) {
+CAF_TEST(the catalogue has every tool with object schemas) {
   auto tools = mcp::tool_catalogue();
-  CAF_REQUIRE_EQUAL(tools.size(), 2u);
+  CAF_REQUIRE_EQUAL(tools.size(), 3u);
   for (const auto& tool : tools) {
     CAF_CHECK_EQUAL(tool["inputSchema"]["type"].get<std::string>(), "object");
     CAF_CHECK_EQUAL(tool["outputSchema"]["type"].get<std::string>(), "object");
   }
   CAF_CHECK_EQUAL(tools[0]["name"].get<std::string>(), "batch_offload");
   CAF_CHECK_EQUAL(tools[1]["name"].get<std::string>(), "offload_work");
+  CAF_CHECK_EQUAL(tools[2]["name"].get<std::string>(), "compress_context");
+  CAF_CHECK_EQUAL(tools[2]["inputSchema"]["required"][0].get<std::string>(), "content");
+  // The deadline overrides are offered on every task tool.
+  CAF_CHECK(tools[0]["inputSchema"]["properties"].contains("task_timeout_ms"));
+  CAF_CHECK(tools[1]["inputSchema"]["properties"].contains("first_token_timeout_ms"));
+  CAF_CHECK(tools[0]["inputSchema"]["properties"].contains("stop_on_error"));
 }
 
 CAF_TEST(tool results carry text and optional structured content) {

@@ -74,10 +74,17 @@ batch:
   max_tasks: 5
   task_timeout: 10s
   batch_timeout: 1m
+  max_task_timeout: 15s
+  retry: {max_attempts: 5, base_backoff: 100ms, max_backoff: 2s, jitter: 0.25}
+  context_chars: 4000
+  model_context_chars: {big-model: 100000}
 backends:
   - name: gpu
     url: http://127.0.0.1:11434/
     max_concurrency: 8
+    max_queue: 20
+    queue_wait: 30s
+    aging: 2s
     timeouts: {connect: 1s, first_token: 20s, idle: 5s}
 )"};
   auto config = load_config_file(file.path);
@@ -93,8 +100,18 @@ backends:
   CAF_CHECK_EQUAL(b.target.port, "11434");
   CAF_CHECK_EQUAL(b.target.base_path, "");
   CAF_CHECK(b.timeouts.first_token == milliseconds{20000});
-  // The total never exceeds the task deadline.
-  CAF_CHECK(b.timeouts.total == milliseconds{10000});
+  CAF_CHECK_EQUAL(b.max_queue, 20u);
+  CAF_CHECK(b.queue_wait == milliseconds{30000});
+  CAF_CHECK(b.aging == milliseconds{2000});
+  // The total never exceeds the longest task deadline a call may ask for.
+  CAF_CHECK(b.timeouts.total == milliseconds{15000});
+  CAF_CHECK_EQUAL(config.engine.limits.max_task_timeout_ms, 15000);
+  CAF_CHECK_EQUAL(config.engine.retry.max_attempts, 5u);
+  CAF_CHECK(config.engine.retry.base_backoff == milliseconds{100});
+  CAF_CHECK(config.engine.retry.max_backoff == milliseconds{2000});
+  CAF_CHECK_EQUAL(config.engine.retry.jitter, 0.25);
+  CAF_CHECK_EQUAL(config.engine.default_context_chars, 4000u);
+  CAF_CHECK_EQUAL(config.engine.context_chars.at("big-model"), 100000u);
 }
 
 CAF_TEST(no backend means the default ollama) {
