@@ -96,8 +96,8 @@ void store(coordinator_pointer self, size_t index, task_result result) {
   if (result.status == task_status::ok && st.spec->sequential)
     st.last_ok = std::make_shared<const std::string>(result.text);
   if (result.status != task_status::ok)
-    spdlog::info("task {}/{} failed: [{}] {}", st.trace_id, index, to_string(result.error.code),
-                 result.error.message);
+    spdlog::info("task {}/{} {}: [{}] {}", st.trace_id, index, to_string(result.status),
+                 to_string(result.error.code), result.error.message);
   if (result.status == task_status::error && st.spec->stop_on_error && !st.chain_broken_at)
     st.chain_broken_at = index;
   st.results[index] = std::move(result);

@@ -142,6 +142,14 @@ void handle_caf_error(task_pointer self, const caf::error& err) {
   }
   std::string backend;
   auto error = from_caf_error(err, &backend);
+  if (error.code == errc::internal) {
+    // Not one of our errors: the backend actor failed while handling the request (CAF answers
+    // with its exit reason). The router restarts it, so this is worth another attempt.
+    error = {errc::backend_unavailable,
+             fmt::format("the backend {} failed while serving this task ({})",
+                         self->state.backend_name, caf::to_string(err)),
+             true};
+  }
   handle_failure(self, std::move(error), backend);
 }
 

@@ -49,17 +49,22 @@ struct requester_state {
 
 // Asks the backend for one completion and records what came back in `log`.
 caf::behavior requester(caf::stateful_actor<requester_state>* self, backend_actor backend,
-                        std::string prompt, std::shared_ptr<std::vector<std::string>> log) {
+                        std::string prompt, std::shared_ptr<std::vector<std::string>> log,
+                        std::string session, request_priority priority) {
   auto request = std::make_shared<llm_request>();
   request->model = "model";
   request->messages = {{"user", prompt}};
   request->trace_id = "trace";
+  request->fairness_key = std::move(session);
+  request->priority = priority;
   self->request(backend, std::chrono::seconds{3600}, generate_atom_v, llm_request_ptr{request})
       .then(
           [=](llm_reply& reply) {
             log->push_back(fmt::format("{}={}@{}", prompt, reply.text, reply.backend));
           },
-          [=](caf::error& err) { log->push_back(fmt::format("{}=error", prompt)); });
+          [=](caf::error& err) {
+            log->push_back(fmt::format("{}=error:{}", prompt, to_string(from_caf_error(err).code)));
+          });
   return {};
 }
 
@@ -68,7 +73,31 @@ struct fixture : test_coordinator_fixture<> {
   std::shared_ptr<std::vector<std::string>> log = std::make_shared<std::vector<std::string>>();
   backend_actor aut = spawn_backend(sys, {"fake-backend", 2}, client);
 
-  caf::actor ask(std::string prompt) { return sys.spawn(requester, aut, std::move(prompt), log); }
+  caf::actor ask(std::string prompt, std::string session = "s",
+                 request_priority priority = request_priority::batch) {
+    return sys.spawn(requester, aut, std::move(prompt), log, std::move(session), priority);
+  }
+
+  // Replaces the backend under test by one with these settings.
+  void use(backend_settings settings) {
+    caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+    consume_messages();
+    aut = spawn_backend(sys, std::move(settings), client);
+  }
+
+  // The prompts of the exchanges started so far, in order.
+  std::vector<std::string> started() const {
+    std::vector<std::string> out;
+    for (const auto& ex : client->started)
+      out.push_back(ex->prompt);
+    return out;
+  }
+
+  // Answers the newest started exchange and lets the backend start the next one.
+  void finish_latest() {
+    client->answer(client->started.size() - 1, "ok");
+    consume_messages();
+  }
 
   ~fixture() override {
     caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
@@ -107,7 +136,7 @@ CAF_TEST(errors from the client reach the requester) {
   auto finish = std::move(client->started.at(0)->done);
   finish(std::move(outcome));
   consume_messages();
-  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"x=error"}));
+  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"x=error:malformed_stream"}));
 }
 
 CAF_TEST(a requester that dies has its running exchange aborted and its slot reused) {
@@ -134,6 +163,88 @@ CAF_TEST(a queued request whose requester dies never starts) {
   client->answer(0, "A");
   consume_messages();
   CAF_CHECK_EQUAL(client->started.size(), 2u);
+}
+
+CAF_TEST(one slot is shared round robin between sessions) {
+  use({"one-slot", 1});
+  for (auto name : {"a1", "a2", "a3", "a4"})
+    ask(name, "A");
+  for (auto name : {"b1", "b2"})
+    ask(name, "B");
+  consume_messages();
+  for (int i = 0; i < 5; ++i)
+    finish_latest();
+  // A's four tasks arrived first, yet B's two are interleaved with them.
+  CAF_CHECK_EQUAL(started(), (std::vector<std::string>{"a1", "a2", "b1", "a3", "b2", "a4"}));
+}
+
+CAF_TEST(interactive requests go before waiting batch tasks) {
+  use({"one-slot", 1});
+  ask("busy", "A");
+  ask("batch1", "A");
+  ask("batch2", "B");
+  ask("single", "C", request_priority::interactive);
+  consume_messages();
+  finish_latest();
+  CAF_CHECK_EQUAL(started(), (std::vector<std::string>{"busy", "single"}));
+}
+
+CAF_TEST(a batch task that waited past the aging threshold goes before newer interactive ones) {
+  backend_settings settings{"one-slot", 1};
+  settings.aging = 5s;
+  use(settings);
+  ask("busy", "A");
+  ask("old-batch", "A");
+  consume_messages();
+  advance_time(6s);
+  ask("new-single", "B", request_priority::interactive);
+  consume_messages();
+  finish_latest();
+  CAF_CHECK_EQUAL(started(), (std::vector<std::string>{"busy", "old-batch"}));
+}
+
+CAF_TEST(a full queue fails the next request at once with queue_full) {
+  backend_settings settings{"small", 1};
+  settings.max_queue = 2;
+  use(settings);
+  ask("running");
+  ask("waiting1");
+  ask("waiting2");
+  ask("one-too-many");
+  consume_messages();
+  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"one-too-many=error:queue_full"}));
+  CAF_CHECK_EQUAL(client->started.size(), 1u);
+}
+
+CAF_TEST(a request that waits past the wait budget fails with queue_full) {
+  backend_settings settings{"slow", 1};
+  settings.queue_wait = 10s;
+  use(settings);
+  ask("running");
+  ask("waiting");
+  consume_messages();
+  advance_time(9s);
+  consume_messages();
+  CAF_CHECK(log->empty());
+  advance_time(1s);
+  consume_messages();
+  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"waiting=error:queue_full"}));
+  // The running exchange is unaffected and its slot serves the next request.
+  finish_latest();
+  CAF_CHECK_EQUAL(log->back(), "running=ok@slow");
+}
+
+CAF_TEST(a backend that is stopped answers everyone with backend_unavailable) {
+  use({"doomed", 1});
+  ask("running");
+  ask("waiting");
+  consume_messages();
+  caf::anon_send_exit(aut, caf::exit_reason::unhandled_exception);
+  consume_messages();
+  CAF_CHECK(client->started[0]->cancelled);
+  std::sort(log->begin(), log->end());
+  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"running=error:backend_unavailable",
+                                                  "waiting=error:backend_unavailable"}));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

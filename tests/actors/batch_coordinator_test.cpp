@@ -200,4 +200,73 @@ CAF_TEST(a sequential chain never runs past the batch deadline) {
   CAF_CHECK_EQUAL(seen->size(), 2u);
 }
 
+CAF_TEST(stop_on_error ends a chain at the first failure and skips the rest) {
+  auto spec = std::make_shared<batch_spec>(*make_spec({"one", "fail two", "three", "four"}, true));
+  spec->stop_on_error = true;
+  auto aut = spawn_aut(spec);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::error);
+  for (size_t i : {2u, 3u}) {
+    CAF_CHECK(task(i).status == task_status::skipped);
+    CAF_CHECK(task(i).error.code == errc::skipped);
+    CAF_CHECK_NOT_EQUAL(task(i).error.message.find("task 2 failed"), std::string::npos);
+  }
+  // The skipped tasks never reached a backend.
+  CAF_REQUIRE_EQUAL(seen->size(), 2u);
+  CAF_CHECK_EQUAL(seen->at(1).rfind("fail two", 0), 0u);
+}
+
+CAF_TEST(without stop_on_error a chain runs past a failure) {
+  auto aut = spawn_aut(make_spec({"fail one", "two"}, true));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(1).status == task_status::ok);
+}
+
+CAF_TEST(cancel answers at once with finished tasks kept and the rest cancelled) {
+  auto aut = spawn_aut(make_spec({"quick", "hang one", "hang two"}));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_CHECK(self->mailbox().empty());
+  self->send(aut, cancel_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  CAF_CHECK(task(0).status == task_status::ok);
+  CAF_CHECK(task(1).status == task_status::cancelled);
+  CAF_CHECK(task(2).status == task_status::cancelled);
+  CAF_CHECK(task(2).error.code == errc::cancelled);
+}
+
+CAF_TEST(cancel of a chain cancels the tasks that never started too) {
+  auto aut = spawn_aut(make_spec({"hang first", "second", "third"}, true));
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  self->send(aut, cancel_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  for (size_t i = 0; i < 3; ++i)
+    CAF_CHECK(task(i).status == task_status::cancelled);
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+}
+
+CAF_TEST(progress is reported after every task outcome) {
+  auto reports = std::make_shared<std::vector<std::pair<size_t, size_t>>>();
+  auto spec = make_spec({"a", "b", "hang c"});
+  auto aut = spawn_batch_coordinator_with(
+      sys, spec, settings, default_task_factory(router, settings, spec, "test"), "test",
+      [reports](size_t done, size_t total) { reports->emplace_back(done, total); });
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_CHECK_EQUAL(reports->size(), 2u);
+  trigger_timeouts();
+  consume_messages();
+  read_result(handle, result);
+  using pairs = std::vector<std::pair<size_t, size_t>>;
+  CAF_CHECK(*reports == (pairs{{1, 3}, {2, 3}, {3, 3}}));
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

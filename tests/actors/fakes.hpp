@@ -5,8 +5,8 @@
 
 #include <caf/stateful_actor.hpp>
 
+#include <algorithm>
 #include <cstdlib>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -26,14 +26,13 @@ struct scripted_backend_state {
   std::shared_ptr<std::vector<std::string>> seen;
   // Replies that were never delivered ("hang"), kept so that the requester waits forever.
   std::vector<caf::typed_response_promise<llm_reply>> hanging;
-  // How often each text was asked for (for "busyN": the first N attempts fail).
-  std::map<std::string, int> asked;
   static constexpr const char* name = "scripted_backend";
 };
 
 // A backend that answers from the prompt text alone: "echo:<user text>", unless the text contains
 // "fail" (HTTP 500), "hang" (never answers), "busyN" (the first N attempts fail with
-// backend_overloaded), "missing" (404 model not found) or "crash" (the backend throws).
+// backend_overloaded), "retryafter" (the first attempt is refused with Retry-After: 3), "missing"
+// (404 model not found) or "crash" (the first attempt makes the backend throw).
 inline backend_actor::behavior_type
 scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
                  std::shared_ptr<std::vector<std::string>> seen) {
@@ -42,11 +41,17 @@ scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
       [self](generate_atom, llm_request_ptr& request) -> caf::result<llm_reply> {
         const auto& text = user_text(*request);
         self->state.seen->push_back(text);
-        auto attempt = ++self->state.asked[text];
+        // Counted over every incarnation of the backend (it may have been restarted).
+        auto attempt = std::count(self->state.seen->begin(), self->state.seen->end(), text);
         if (auto pos = text.find("busy"); pos != std::string::npos) {
           auto failures = std::atoi(text.c_str() + pos + 4);
           if (attempt <= failures)
             return to_caf_error({errc::backend_overloaded, "server busy", true}, "scripted");
+        }
+        if (text.find("retryafter") != std::string::npos && attempt == 1) {
+          task_error busy{errc::backend_overloaded, "HTTP 429: slow down", true};
+          busy.retry_after_ms = 3000;
+          return to_caf_error(busy, "scripted");
         }
         if (text.find("crash") != std::string::npos && attempt == 1)
           throw std::runtime_error("injected backend crash");

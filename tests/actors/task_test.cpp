@@ -1,0 +1,174 @@
+#define CAF_SUITE task
+#include <caf/test/dsl.hpp>
+
+#include "actors/batch_coordinator.hpp"
+#include "tests/actors/fakes.hpp"
+
+using namespace offload;
+using namespace offload::test;
+using namespace std::chrono_literals;
+
+// Retries of one task, driven through a coordinator so that the task's report is observable. The
+// scripted backend fails on request (see fakes.hpp); time is the test clock, so every backoff is
+// exact (jitter 0).
+
+namespace {
+
+struct fixture : test_coordinator_fixture<> {
+  std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
+  router_actor router = spawn_scripted_router(sys, seen);
+  std::shared_ptr<engine_settings> settings = make_settings();
+  std::optional<batch_result> result;
+
+  static std::shared_ptr<engine_settings> make_settings() {
+    auto s = std::make_shared<engine_settings>(*test_settings(60s, 120s));
+    s->retry.max_attempts = 3;
+    s->retry.base_backoff = 500ms;
+    s->retry.max_backoff = 10s;
+    return s;
+  }
+
+  ~fixture() override {
+    caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    consume_messages();
+  }
+
+  // Starts a one-task batch; returns the handle of the pending answer.
+  auto run(std::string text) {
+    auto spec = make_spec({std::move(text)});
+    auto aut = spawn_batch_coordinator(sys, spec, router, settings, "t");
+    auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+    consume_messages();
+    return handle;
+  }
+
+  bool answered() { return !self->mailbox().empty(); }
+
+  template <class Handle>
+  const task_result& outcome(Handle& handle) {
+    handle.receive([this](batch_result& r) { result = std::move(r); },
+                   [](caf::error& err) { CAF_FAIL("batch failed: " << caf::to_string(err)); });
+    CAF_REQUIRE(result.has_value());
+    return result->tasks.at(0);
+  }
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(task_tests, fixture)
+
+CAF_TEST(a busy server is retried with exponential backoff until it answers) {
+  auto handle = run("busy2 please");
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  advance_time(499ms);
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  advance_time(1ms); // 500 ms after the first failure
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  advance_time(999ms);
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  advance_time(1ms); // 1000 ms after the second
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 3u);
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::ok);
+  CAF_CHECK_EQUAL(task.attempts, 3u);
+  CAF_CHECK_EQUAL(task.text, "echo:busy2 please");
+}
+
+CAF_TEST(retry after from the server is honoured over a shorter backoff) {
+  auto handle = run("retryafter");
+  advance_time(2999ms);
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  advance_time(1ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::ok);
+  CAF_CHECK_EQUAL(task.attempts, 2u);
+}
+
+CAF_TEST(attempts are bounded and the error says how many were made) {
+  auto handle = run("busy9");
+  advance_time(500ms);
+  consume_messages();
+  advance_time(1000ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 3u);
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::error);
+  CAF_CHECK(task.error.code == errc::backend_overloaded);
+  CAF_CHECK_EQUAL(task.attempts, 3u);
+  CAF_CHECK_NOT_EQUAL(task.error.message.find("after 3 attempts"), std::string::npos);
+  // Nothing more is scheduled for it.
+  advance_time(60s);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 3u);
+}
+
+CAF_TEST(non retryable errors are not retried) {
+  auto handle = run("missing model");
+  CAF_REQUIRE(answered());
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.error.code == errc::model_not_found);
+  CAF_CHECK_EQUAL(task.attempts, 1u);
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+}
+
+CAF_TEST(no retry is started that could not finish before the deadline) {
+  settings->task_timeout = 1200ms;
+  auto handle = run("busy9");
+  advance_time(500ms); // second attempt at 0.5 s; the third would start at 1.5 s > 1.2 s
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  CAF_REQUIRE(answered());
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.error.code == errc::backend_overloaded);
+  CAF_CHECK_NOT_EQUAL(task.error.message.find("not retried"), std::string::npos);
+  CAF_CHECK_EQUAL(task.attempts, 2u);
+}
+
+CAF_TEST(a backend crash is survived : the router restarts it and the task retries) {
+  auto handle = run("crash here");
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  advance_time(500ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 1u + 1u);
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::ok);
+  CAF_CHECK_EQUAL(task.attempts, 2u);
+  // And the restarted backend serves new work.
+  auto next = run("after the restart");
+  CAF_CHECK(outcome(next).status == task_status::ok);
+}
+
+CAF_TEST(a task cancelled during its backoff never tries again) {
+  auto spec = make_spec({"busy9"});
+  auto aut = spawn_batch_coordinator(sys, spec, router, settings, "t");
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  self->send(aut, cancel_atom_v);
+  consume_messages();
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::cancelled);
+  CAF_CHECK(task.error.code == errc::cancelled);
+  advance_time(10s);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+}
+
+CAF_TEST(per call deadline overrides replace the configured task timeout) {
+  auto spec = std::make_shared<batch_spec>(*make_spec({"hang"}));
+  spec->deadlines.task_timeout_ms = 2000;
+  auto aut = spawn_batch_coordinator(sys, spec, router, settings, "t");
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  advance_time(2s);
+  consume_messages();
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.error.code == errc::timeout);
+  CAF_CHECK_NOT_EQUAL(task.error.message.find("within 2000 ms"), std::string::npos);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()
