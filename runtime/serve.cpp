@@ -80,7 +80,9 @@ int run_serve(const serve_options& options) {
 
   std::vector<backend_actor> backends;
   for (const auto& b : config.backends) {
-    auto client = make_ollama_client(io, b.target, b.timeouts, b.max_concurrency);
+    // finalize_config has checked the kind.
+    auto kind = parse_backend_kind(b.kind).value();
+    auto client = make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency);
     backends.push_back(spawn_backend(sys, {b.name, b.max_concurrency}, std::move(client)));
     spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
                  b.target.display(), b.max_concurrency);
