@@ -95,9 +95,10 @@ void read_backend(const std::string& file, const YAML::Node& node, backend_confi
     if (t["total"])
       out.timeouts.total = duration_at(file, t["total"], "timeouts.total");
   }
-  if (out.kind != "ollama")
-    fail_at(file, node["kind"] ? node["kind"] : node,
-            fmt::format("backend kind \"{}\" is not supported (supported: ollama)", out.kind));
+  if (!parse_backend_kind(out.kind))
+    fail_at(
+        file, node["kind"] ? node["kind"] : node,
+        fmt::format("backend kind \"{}\" is not supported (supported: ollama, openai)", out.kind));
 }
 
 // The batch engine's retry, deadline-maximum and context-window settings.
@@ -169,9 +170,9 @@ backend_config parse_backend_flag(std::string_view flag) {
   backend_config out;
   out.kind = std::string{flag.substr(0, eq)};
   out.url = std::string{flag.substr(eq + 1)};
-  if (out.kind != "ollama")
+  if (!parse_backend_kind(out.kind))
     throw config_error(fmt::format("--backend \"{}\": kind \"{}\" is not supported (supported: "
-                                   "ollama)",
+                                   "ollama, openai)",
                                    flag, out.kind));
   return out;
 }
@@ -223,7 +224,7 @@ daemon_config load_config_file(const std::string& path) {
   }
   if (auto backends = root["backends"]) {
     if (!backends.IsSequence())
-      fail_at(path, backends, "backends must be a list of {url: ..., kind: ollama} entries");
+      fail_at(path, backends, "backends must be a list of {url: ..., kind: ollama|openai} entries");
     for (const auto& node : backends) {
       backend_config backend;
       read_backend(path, node, backend);
@@ -269,6 +270,11 @@ void finalize_config(daemon_config& config) {
   }
   std::set<std::string> names;
   for (auto& backend : config.backends) {
+    if (!parse_backend_kind(backend.kind))
+      throw config_error(fmt::format("backend {}: kind \"{}\" is not supported (supported: "
+                                     "ollama, openai)",
+                                     backend.name.empty() ? backend.url : backend.name,
+                                     backend.kind));
     std::string error;
     auto target = parse_http_url(backend.url, error);
     if (!target)

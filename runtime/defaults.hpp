@@ -54,6 +54,9 @@ inline constexpr auto first_token_timeout = 120s;
 inline constexpr auto idle_timeout = 60s;
 // Largest response body we accept from an LLM server (a runaway generation).
 inline constexpr size_t max_response_bytes = 16 * 1024 * 1024;
+// Longest Retry-After we honour: a task's default deadline. A server asking for more is
+// misconfigured or down for maintenance, and a longer pause would outlive every waiting task.
+inline constexpr auto max_retry_after = 300s;
 
 // -- transports ----------------------------------------------------------------------------------
 

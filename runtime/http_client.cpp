@@ -1,6 +1,8 @@
 #include "runtime/http_client.hpp"
 
+#include "protocol/llm_errors.hpp"
 #include "protocol/ollama.hpp"
+#include "protocol/openai.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -28,6 +30,7 @@ using std::chrono::milliseconds;
 // the I/O thread.
 struct endpoint_pool {
   asio::io_context& io;
+  backend_kind kind;
   http_target target;
   http_timeouts timeouts;
   size_t max_idle;
@@ -38,7 +41,13 @@ struct endpoint_pool {
 // Largest error body we keep for the message (the rest is read and dropped).
 constexpr size_t max_error_body = 64 * 1024;
 
-// One POST /api/chat: connect (or reuse), write, read the streamed body, parse it incrementally.
+// A per-request override, or the backend's value when the request leaves it at zero.
+milliseconds chosen(milliseconds requested, milliseconds configured) {
+  return requested.count() > 0 ? requested : configured;
+}
+
+// One streamed chat completion: connect (or reuse), write, read the streamed body, parse it
+// incrementally with the parser of the backend's wire format.
 class chat_exchange : public llm_exchange, public std::enable_shared_from_this<chat_exchange> {
 public:
   chat_exchange(std::shared_ptr<endpoint_pool> pool, llm_request_ptr request,
@@ -46,20 +55,30 @@ public:
       : pool_(std::move(pool))
       , request_(std::move(request))
       , done_(std::move(done))
-      , resolver_(pool_->io) {}
+      , resolver_(pool_->io)
+      , first_token_timeout_(chosen(request_->first_token_timeout, pool_->timeouts.first_token))
+      , idle_timeout_(chosen(request_->idle_timeout, pool_->timeouts.idle)) {}
 
   void begin() {
     deadline_ = clock_type::now() + pool_->timeouts.total;
     auto& t = pool_->target;
     http_request_.method(http::verb::post);
-    http_request_.target(t.base_path + "/api/chat");
     http_request_.version(11);
     http_request_.set(http::field::host, t.host + ":" + t.port);
     http_request_.set(http::field::content_type, "application/json");
-    http_request_.set(http::field::accept, "application/x-ndjson");
     http_request_.set(http::field::user_agent, "offload");
     http_request_.keep_alive(true);
-    http_request_.body() = ollama::make_chat_body(request_->model, request_->messages, true);
+    if (pool_->kind == backend_kind::openai) {
+      http_request_.target(openai::api_path(t.base_path, "chat/completions"));
+      http_request_.set(http::field::accept, "text/event-stream");
+      http_request_.body() = openai::make_chat_body(request_->model, request_->messages, true);
+      stream_parser_ = std::make_unique<openai::chat_stream_parser>();
+    } else {
+      http_request_.target(t.base_path + "/api/chat");
+      http_request_.set(http::field::accept, "application/x-ndjson");
+      http_request_.body() = ollama::make_chat_body(request_->model, request_->messages, true);
+      stream_parser_ = std::make_unique<ollama::chat_stream_parser>();
+    }
     http_request_.prepare_payload();
     asio::post(pool_->io, [self = shared_from_this()] { self->acquire(); });
   }
@@ -109,7 +128,7 @@ private:
   }
 
   void do_connect() {
-    stream_->expires_after(bounded(pool_->timeouts.connect));
+    arm(pool_->timeouts.connect);
     stream_->async_connect(*pool_->resolved,
                            [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
                              self->on_connect(ec);
@@ -120,10 +139,8 @@ private:
     if (finished_)
       return;
     if (ec == beast::error::timeout) {
-      fail({errc::timeout,
-            fmt::format("connecting to {} took longer than {} ms", pool_->target.display(),
-                        pool_->timeouts.connect.count()),
-            true});
+      fail(timeout_error(fmt::format("connecting to {} took longer than {} ms",
+                                     pool_->target.display(), pool_->timeouts.connect.count())));
       return;
     }
     if (ec) {
@@ -138,7 +155,7 @@ private:
   // -- request -----------------------------------------------------------------------------------
 
   void do_write() {
-    stream_->expires_after(bounded(pool_->timeouts.idle));
+    arm(idle_timeout_);
     http::async_write(
         *stream_, http_request_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_write(ec); });
@@ -156,7 +173,7 @@ private:
     parser_.emplace();
     parser_->body_limit(defaults::max_response_bytes);
     buffer_.clear();
-    stream_->expires_after(bounded(pool_->timeouts.first_token));
+    arm(first_token_timeout_);
     http::async_read_header(
         *stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -182,17 +199,18 @@ private:
       if (retry_on_fresh_connection(ec))
         return;
       if (ec == beast::error::timeout) {
-        fail({errc::timeout,
-              fmt::format("the LLM server did not start answering within {} ms (first-token "
-                          "timeout; a cold model load can take this long)",
-                          pool_->timeouts.first_token.count()),
-              true});
+        fail(first_token_error());
         return;
       }
       fail(io_error(ec, "reading the response header"));
       return;
     }
     status_ = parser_->get().result_int();
+    if (status_ / 100 != 2) {
+      auto retry_after = parser_->get()[http::field::retry_after];
+      retry_after_ms_ = parse_retry_after({retry_after.data(), retry_after.size()},
+                                          std::chrono::system_clock::now());
+    }
     read_body();
   }
 
@@ -200,10 +218,11 @@ private:
     auto& body = parser_->get().body();
     body.data = chunk_.data();
     body.size = chunk_.size();
-    bool waiting_first_token = status_ / 100 == 2 && stream_parser_.chunks() == 0;
-    stream_->expires_after(
-        bounded(waiting_first_token ? pool_->timeouts.first_token : pool_->timeouts.idle));
-    http::async_read(
+    arm(waiting_first_token() ? first_token_timeout_ : idle_timeout_);
+    // read_some, not read: async_read would only return once the chunk buffer is full, so a
+    // short answer would reach the parser all at once at the end, and the first-token timer
+    // would keep running through the whole generation.
+    http::async_read_some(
         *stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
@@ -215,25 +234,28 @@ private:
       ec = {};
     auto received = chunk_.size() - parser_->get().body().size;
     std::string_view bytes{chunk_.data(), received};
+    bool first_token_pending = waiting_first_token();
     if (status_ / 100 == 2)
-      stream_parser_.feed(bytes);
+      stream_parser_->feed(bytes);
     else if (error_body_.size() < max_error_body)
       error_body_.append(bytes.substr(0, max_error_body - error_body_.size()));
-    if (stream_parser_.failed()) {
-      fail(stream_parser_.error());
+    if (stream_parser_->failed()) {
+      fail(stream_parser_->error());
       return;
     }
     if (ec) {
-      if (ec == beast::error::timeout) {
-        fail({errc::timeout,
-              fmt::format("the LLM server's stream stalled for more than {} ms",
-                          pool_->timeouts.idle.count()),
-              true});
+      // The server may close (or stall) right after the final object; that answer is complete.
+      if (status_ / 100 == 2 && stream_parser_->done()) {
+        succeed(false);
         return;
       }
-      // The server may close right after the final object; that answer is complete.
-      if (stream_parser_.done()) {
-        succeed(false);
+      if (ec == beast::error::timeout) {
+        if (first_token_pending) {
+          fail(first_token_error());
+          return;
+        }
+        fail(timeout_error(fmt::format("the LLM server's stream stalled for more than {} ms",
+                                       idle_timeout_.count())));
         return;
       }
       fail(io_error(ec, "reading the response"));
@@ -241,13 +263,13 @@ private:
     }
     if (parser_->is_done()) {
       if (status_ / 100 != 2) {
-        auto error = ollama::error_from_status(status_, error_body_);
+        auto error = classify_http_error(status_, parse_error_body(error_body_), retry_after_ms_);
         fail_keeping(error, parser_->keep_alive());
         return;
       }
-      stream_parser_.finish();
-      if (stream_parser_.failed()) {
-        fail(stream_parser_.error());
+      stream_parser_->finish();
+      if (stream_parser_->failed()) {
+        fail(stream_parser_->error());
         return;
       }
       succeed(parser_->keep_alive());
@@ -261,11 +283,12 @@ private:
   void succeed(bool reusable) {
     llm_outcome outcome;
     outcome.ok = true;
-    outcome.reply.text = stream_parser_.text();
-    outcome.reply.model = stream_parser_.model().empty() ? request_->model : stream_parser_.model();
-    outcome.reply.tokens_in = stream_parser_.tokens_in();
-    outcome.reply.tokens_out = stream_parser_.tokens_out();
-    outcome.reply.done_reason = stream_parser_.done_reason();
+    outcome.reply.text = stream_parser_->text();
+    outcome.reply.model =
+        stream_parser_->model().empty() ? request_->model : stream_parser_->model();
+    outcome.reply.tokens_in = stream_parser_->tokens_in();
+    outcome.reply.tokens_out = stream_parser_->tokens_out();
+    outcome.reply.done_reason = stream_parser_->done_reason();
     complete(std::move(outcome), reusable);
   }
 
@@ -310,10 +333,29 @@ private:
             true};
   }
 
-  // A phase timeout, but never past the exchange's total deadline.
-  milliseconds bounded(milliseconds phase) const {
+  // Arms the stream's timer for the next operation: the phase's timeout, but never past the
+  // exchange's total deadline (and remembers which of the two it was, for the message).
+  void arm(milliseconds phase) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline_ - clock_type::now());
-    return std::max(milliseconds{1}, std::min(phase, left));
+    cut_by_total_ = left < phase;
+    stream_->expires_after(std::max(milliseconds{1}, std::min(phase, left)));
+  }
+
+  bool waiting_first_token() const { return status_ / 100 == 2 && stream_parser_->chunks() == 0; }
+
+  task_error timeout_error(std::string phase_message) const {
+    if (cut_by_total_)
+      return {errc::timeout,
+              fmt::format("the exchange with {} took longer than its total timeout of {} ms",
+                          pool_->target.display(), pool_->timeouts.total.count()),
+              true};
+    return {errc::timeout, std::move(phase_message), true};
+  }
+
+  task_error first_token_error() const {
+    return timeout_error(fmt::format("the LLM server did not start answering within {} ms "
+                                     "(first-token timeout; a cold model load can take this long)",
+                                     first_token_timeout_.count()));
   }
 
   std::shared_ptr<endpoint_pool> pool_;
@@ -325,18 +367,22 @@ private:
   std::optional<http::response_parser<http::buffer_body>> parser_;
   beast::flat_buffer buffer_;
   std::array<char, 16 * 1024> chunk_{};
-  ollama::chat_stream_parser stream_parser_;
+  std::unique_ptr<llm_stream_parser> stream_parser_;
   std::string error_body_;
   unsigned status_ = 0;
+  int64_t retry_after_ms_ = 0;
+  milliseconds first_token_timeout_;
+  milliseconds idle_timeout_;
   clock_type::time_point deadline_;
+  bool cut_by_total_ = false;
   bool reused_ = false;
   bool retried_ = false;
   bool finished_ = false;
 };
 
-class ollama_client : public llm_client {
+class http_llm_client : public llm_client {
 public:
-  explicit ollama_client(std::shared_ptr<endpoint_pool> pool)
+  explicit http_llm_client(std::shared_ptr<endpoint_pool> pool)
       : pool_(std::move(pool)) {}
 
   std::shared_ptr<llm_exchange> start(llm_request_ptr request,
@@ -352,11 +398,30 @@ private:
 
 } // namespace
 
-std::shared_ptr<llm_client> make_ollama_client(boost::asio::io_context& io, http_target target,
-                                               http_timeouts timeouts, size_t max_idle) {
+std::optional<backend_kind> parse_backend_kind(std::string_view name) {
+  if (name == "ollama")
+    return backend_kind::ollama;
+  if (name == "openai")
+    return backend_kind::openai;
+  return std::nullopt;
+}
+
+std::string_view to_string(backend_kind kind) {
+  switch (kind) {
+  case backend_kind::ollama:
+    return "ollama";
+  case backend_kind::openai:
+    return "openai";
+  }
+  return "unknown";
+}
+
+std::shared_ptr<llm_client> make_llm_client(boost::asio::io_context& io, backend_kind kind,
+                                            http_target target, http_timeouts timeouts,
+                                            size_t max_idle) {
   auto pool = std::make_shared<endpoint_pool>(
-      endpoint_pool{io, std::move(target), timeouts, max_idle, {}, std::nullopt});
-  return std::make_shared<ollama_client>(std::move(pool));
+      endpoint_pool{io, kind, std::move(target), timeouts, max_idle, {}, std::nullopt});
+  return std::make_shared<http_llm_client>(std::move(pool));
 }
 
 } // namespace offload

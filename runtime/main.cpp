@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
   serve->add_option("--config", flags.config_file, "YAML configuration file")
       ->check(CLI::ExistingFile);
   serve->add_option("--backend", flags.backends,
-                    "LLM backend as KIND=URL, e.g. ollama=http://127.0.0.1:11434 (repeatable; "
+                    "LLM backend as KIND=URL, KIND ollama or openai, e.g. "
+                    "ollama=http://127.0.0.1:11434 or openai=http://127.0.0.1:8080 (repeatable; "
                     "replaces the config file's backends)");
   serve->add_option("--model", flags.model, "Default model for tasks that name none");
   serve->add_option("--max-concurrency", flags.max_concurrency, "Concurrent requests per backend")

@@ -80,7 +80,9 @@ int run_serve(const serve_options& options) {
 
   std::vector<backend_spec> backends;
   for (const auto& b : config.backends) {
-    auto client = make_ollama_client(io, b.target, b.timeouts, b.max_concurrency);
+    // finalize_config has checked the kind.
+    auto kind = parse_backend_kind(b.kind).value();
+    auto client = make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency);
     backend_settings settings;
     settings.name = b.name;
     settings.max_concurrency = b.max_concurrency;

@@ -166,3 +166,49 @@ CAF_TEST(the shipped default config loads and matches the built - in defaults) {
   CAF_CHECK_EQUAL(config.backends[0].max_concurrency, builtin.backends[0].max_concurrency);
   CAF_CHECK(config.backends[0].timeouts.first_token == builtin.backends[0].timeouts.first_token);
 }
+
+CAF_TEST(openai backends are accepted from files and flags) {
+  temp_yaml file{R"(backends:
+  - url: http://127.0.0.1:8080
+    kind: openai
+  - url: http://127.0.0.1:1234/v1
+    kind: openai
+    name: lmstudio
+)"};
+  auto config = load_config_file(file.path);
+  finalize_config(config);
+  CAF_REQUIRE_EQUAL(config.backends.size(), 2u);
+  CAF_CHECK_EQUAL(config.backends[0].kind, "openai");
+  CAF_CHECK_EQUAL(config.backends[0].name, "openai@127.0.0.1:8080");
+  CAF_CHECK_EQUAL(config.backends[1].target.base_path, "/v1");
+  CAF_CHECK(parse_backend_kind(config.backends[1].kind) == backend_kind::openai);
+  auto flag = parse_backend_flag("openai=http://127.0.0.1:8000");
+  CAF_CHECK_EQUAL(flag.kind, "openai");
+  CAF_CHECK(parse_backend_kind("ollama") == backend_kind::ollama);
+  CAF_CHECK(!parse_backend_kind("vllm").has_value());
+  CAF_CHECK_EQUAL(to_string(backend_kind::openai), "openai");
+}
+
+CAF_TEST(unknown kinds are refused wherever they come from) {
+  auto error = load_error("backends:\n  - url: http://x\n    kind: vllm\n");
+  CAF_CHECK_NOT_EQUAL(error.find("ollama, openai"), std::string::npos);
+  bool threw = false;
+  try {
+    parse_backend_flag("tgi=http://127.0.0.1:9");
+  } catch (const config_error& e) {
+    threw = std::string{e.what()}.find("tgi") != std::string::npos;
+  }
+  CAF_CHECK(threw);
+  daemon_config config;
+  backend_config b;
+  b.url = "http://127.0.0.1:9";
+  b.kind = "tgi";
+  config.backends.push_back(b);
+  threw = false;
+  try {
+    finalize_config(config);
+  } catch (const config_error& e) {
+    threw = std::string{e.what()}.find("tgi") != std::string::npos;
+  }
+  CAF_CHECK(threw);
+}
