@@ -4,6 +4,7 @@
 // here, so the exact wire shape of every API, fault and delay is unit-tested without sockets.
 
 #include "protocol/fakellm_request.hpp"
+#include "protocol/fakellm_route.hpp"
 #include "protocol/fakellm_script.hpp"
 
 #include <chrono>

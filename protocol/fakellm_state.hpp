@@ -3,7 +3,7 @@
 // slots and the queue in front of them, which models are "loaded", and the counters behind
 // GET /_fake/stats. Not thread-safe; time is passed in, so tests control it.
 
-#include "protocol/fakellm_request.hpp"
+#include "protocol/fakellm_route.hpp"
 #include "protocol/fakellm_script.hpp"
 
 #include <array>

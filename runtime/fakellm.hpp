@@ -4,7 +4,7 @@
 // answer, and obeys markers in that message to add latency or inject faults (the rules live in
 // protocol/fakellm_*.hpp; docs/fake-llm.md describes every option and marker).
 
-#include "protocol/fakellm_request.hpp"
+#include "protocol/fakellm_route.hpp"
 
 #include <chrono>
 #include <cstddef>

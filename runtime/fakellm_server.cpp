@@ -100,8 +100,7 @@ int run_fakellm(const fakellm_options& options) {
     return 1;
   }
   // Declared before the io_context so that sessions destroyed with it can still return slots.
-  server_state server{options, log, fakellm::slot_pool{options.slots, options.queue},  {},
-                      {},      {},  std::chrono::steady_clock::now() + options.loading};
+  server_state server{options, log};
   net::io_context ioc{1};
   // Waiters hold sessions; they must go while the io_context can still close their sockets,
   // and sessions torn down with the io_context must not hand their slots to anyone.

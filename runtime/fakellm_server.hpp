@@ -12,11 +12,19 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace offload::fakellm_detail {
 
 // Everything the connections share. Only the io_context thread touches it, so no locks.
 struct server_state {
+  // The loading phase starts now.
+  server_state(const fakellm_options& opts, std::shared_ptr<spdlog::logger> logger)
+      : options(opts)
+      , log(std::move(logger))
+      , slots(opts.slots, opts.queue)
+      , ready_at(std::chrono::steady_clock::now() + opts.loading) {}
+
   const fakellm_options& options;
   std::shared_ptr<spdlog::logger> log;
   fakellm::slot_pool slots;

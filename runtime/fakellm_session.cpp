@@ -5,7 +5,9 @@
 
 #include "protocol/fakellm_ollama.hpp"
 #include "protocol/fakellm_openai.hpp"
+#include "protocol/fakellm_request.hpp"
 #include "protocol/fakellm_response.hpp"
+#include "protocol/fakellm_route.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
