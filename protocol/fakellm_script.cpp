@@ -1,21 +1,10 @@
 #include "protocol/fakellm_script.hpp"
 
-#include <algorithm>
-#include <cassert>
 #include <charconv>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <optional>
 
 namespace offload::fakellm {
 
-using json = nlohmann::json;
-
 namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 std::optional<fault> fault_from_string(std::string_view name) {
   for (auto f : injectable_faults)
@@ -24,18 +13,76 @@ std::optional<fault> fault_from_string(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> parse_latency(std::string_view digits) {
-  // from_chars alone would accept a leading '-'; markers are written by hand, so be strict.
+// A decimal number of at most `max`. from_chars alone would accept a leading '-'; markers are
+// written by hand, so be strict.
+std::optional<uint64_t> parse_number(std::string_view digits, uint64_t max) {
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos)
     return std::nullopt;
-  uint64_t ms = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ms);
-  if (ec != std::errc{} || end != digits.data() + digits.size())
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || value > max)
     return std::nullopt;
-  std::chrono::milliseconds latency{ms};
-  if (latency > max_latency)
+  return value;
+}
+
+std::optional<std::chrono::milliseconds> parse_millis(std::string_view digits) {
+  auto ms = parse_number(digits, static_cast<uint64_t>(max_latency.count()));
+  if (!ms)
     return std::nullopt;
-  return latency;
+  return std::chrono::milliseconds{*ms};
+}
+
+bool takes_delay(fault f) {
+  return f == fault::slow_first_token || f == fault::slow_tokens;
+}
+
+bool takes_retry_after(fault f) {
+  return f == fault::http429 || f == fault::http503;
+}
+
+// Reads `NAME[=MS][:param=value]...`, the value of a fault marker.
+std::optional<fault_spec> parse_fault(std::string_view text) {
+  auto colon = text.find(':');
+  auto head = text.substr(0, colon);
+  fault_spec spec;
+  auto eq = head.find('=');
+  auto kind = fault_from_string(head.substr(0, eq));
+  if (!kind)
+    return std::nullopt;
+  spec.kind = *kind;
+  if (takes_delay(spec.kind) != (eq != std::string_view::npos))
+    return std::nullopt;
+  if (eq != std::string_view::npos) {
+    auto delay = parse_millis(head.substr(eq + 1));
+    if (!delay)
+      return std::nullopt;
+    spec.delay = *delay;
+  }
+  while (colon != std::string_view::npos) {
+    auto start = colon + 1;
+    colon = text.find(':', start);
+    auto param = text.substr(start, colon == std::string_view::npos ? colon : colon - start);
+    auto param_eq = param.find('=');
+    if (param_eq == std::string_view::npos)
+      return std::nullopt;
+    auto key = param.substr(0, param_eq);
+    auto value = param.substr(param_eq + 1);
+    // A repeated parameter is a typo more likely than an intent; reject it like one.
+    if (key == "times" && spec.times == 0) {
+      auto times = parse_number(value, max_times);
+      if (!times || *times == 0)
+        return std::nullopt;
+      spec.times = static_cast<uint32_t>(*times);
+    } else if (key == "retry_after" && takes_retry_after(spec.kind) && !spec.retry_after) {
+      auto seconds = parse_number(value, static_cast<uint64_t>(max_retry_after.count()));
+      if (!seconds)
+        return std::nullopt;
+      spec.retry_after = std::chrono::seconds{*seconds};
+    } else {
+      return std::nullopt;
+    }
+  }
+  return spec;
 }
 
 // Applies the marker text between `[[` and `]]`; returns whether it was a valid marker.
@@ -46,122 +93,17 @@ bool apply_marker(std::string_view marker, script& result) {
   auto key = marker.substr(0, eq);
   auto value = marker.substr(eq + 1);
   if (key == "latency") {
-    if (auto latency = parse_latency(value)) {
+    if (auto latency = parse_millis(value)) {
       result.latency = *latency;
       return true;
     }
   } else if (key == "fault") {
-    if (auto f = fault_from_string(value)) {
-      result.injected = *f;
+    if (auto spec = parse_fault(value)) {
+      result.faults.push_back(*spec);
       return true;
     }
   }
   return false;
-}
-
-// Streamed lines are built by hand rather than through nlohmann::json: a reply of N words makes
-// N + 1 lines, and at thousands of requests per second the DOM round trip dominated.
-// Input is valid UTF-8 because it came out of nlohmann's parser, so only JSON's mandatory escapes
-// are needed.
-void append_json_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-    case '"':
-      out.append("\\\"");
-      break;
-    case '\\':
-      out.append("\\\\");
-      break;
-    case '\n':
-      out.append("\\n");
-      break;
-    case '\r':
-      out.append("\\r");
-      break;
-    case '\t':
-      out.append("\\t");
-      break;
-    case '\b':
-      out.append("\\b");
-      break;
-    case '\f':
-      out.append("\\f");
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20)
-        fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
-      else
-        out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
-
-void append_message_head(std::string& out, std::string_view model, std::string_view created_at,
-                         std::string_view content) {
-  out.append("{\"model\":");
-  append_json_string(out, model);
-  out.append(",\"created_at\":");
-  append_json_string(out, created_at);
-  out.append(",\"message\":{\"role\":\"assistant\",\"content\":");
-  append_json_string(out, content);
-  out.append("},");
-}
-
-void append_done_fields(std::string& out, const usage& counts) {
-  fmt::format_to(std::back_inserter(out),
-                 "\"done\":true,\"done_reason\":\"stop\",\"total_duration\":{},"
-                 "\"load_duration\":{},\"prompt_eval_count\":{},\"prompt_eval_duration\":{},"
-                 "\"eval_count\":{},\"eval_duration\":{}}}",
-                 counts.total.count(), counts.load.count(), counts.prompt_tokens,
-                 counts.prompt_eval.count(), counts.reply_tokens, counts.eval.count());
-}
-
-std::string with_default_tag(std::string_view name) {
-  std::string result{name};
-  if (result.find(':') == std::string::npos)
-    result.append(":latest");
-  return result;
-}
-
-// FNV-1a: a stable stand-in for the sha256 digest Ollama reports, so listings are reproducible.
-uint64_t fnv1a(std::string_view text, uint64_t seed) {
-  uint64_t hash = 14695981039346656037ull ^ seed;
-  for (char c : text) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-json describe_model(const std::string& name) {
-  auto digest = fmt::format("{:016x}{:016x}{:016x}{:016x}", fnv1a(name, 1), fnv1a(name, 2),
-                            fnv1a(name, 3), fnv1a(name, 4));
-  // "llama3.2:3b" -> family "llama", 3 billion parameters.
-  auto family_end = name.find_first_not_of("abcdefghijklmnopqrstuvwxyz");
-  auto family = name.substr(0, family_end);
-  auto colon = name.find(':');
-  double billions = 7;
-  if (colon != std::string::npos) {
-    auto tag = std::string_view{name}.substr(colon + 1);
-    double parsed = 0;
-    auto [end, ec] = std::from_chars(tag.data(), tag.data() + tag.size(), parsed);
-    if (ec == std::errc{} && end != tag.data() + tag.size() && (*end == 'b' || *end == 'B'))
-      billions = parsed;
-  }
-  // A Q4_K_M quantised model takes a little over half a byte per parameter.
-  auto size = static_cast<uint64_t>(billions * 0.6e9);
-  return {{"name", name},
-          {"model", name},
-          {"modified_at", "2024-01-01T00:00:00Z"},
-          {"size", size},
-          {"digest", digest},
-          {"details",
-           {{"format", "gguf"},
-            {"family", family.empty() ? "unknown" : family},
-            {"parameter_size", fmt::format("{}B", billions)},
-            {"quantization_level", "Q4_K_M"}}}};
 }
 
 } // namespace
@@ -180,8 +122,31 @@ std::string_view to_string(fault f) {
     return "malformed";
   case fault::notfound:
     return "notfound";
+  case fault::http503:
+    return "http503";
+  case fault::http429:
+    return "http429";
+  case fault::slow_first_token:
+    return "slow_first_token";
+  case fault::slow_tokens:
+    return "slow_tokens";
+  case fault::midstream_error:
+    return "midstream_error";
+  case fault::context_too_long:
+    return "context_too_long";
   }
   return "none";
+}
+
+bool is_delay(fault f) {
+  return takes_delay(f);
+}
+
+bool script::counts_attempts() const {
+  for (const auto& spec : faults)
+    if (spec.times != 0)
+      return true;
+  return false;
 }
 
 script parse_script(std::string_view text) {
@@ -198,234 +163,103 @@ script parse_script(std::string_view text) {
   return result;
 }
 
-parsed_chat_request parse_chat_request(std::string_view body) {
-  parsed_chat_request result;
-  auto fail = [&](std::string error) {
-    result.error = std::move(error);
-    return result;
-  };
-  auto doc = json::parse(body.begin(), body.end(), nullptr, false);
-  if (doc.is_discarded())
-    return fail("invalid JSON in request body");
-  if (!doc.is_object())
-    return fail("request body must be a JSON object");
-  auto model = doc.find("model");
-  if (model == doc.end() || !model->is_string() || model->get_ref<const std::string&>().empty())
-    return fail("model is required");
-  result.request.model = model->get<std::string>();
-  auto messages = doc.find("messages");
-  if (messages == doc.end() || !messages->is_array())
-    return fail("messages is required and must be an array");
-  for (const auto& m : *messages) {
-    if (!m.is_object())
-      return fail("each message must be an object");
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string())
-      return fail("each message needs a string role");
-    auto content = m.find("content");
-    if (content != m.end() && !content->is_string() && !content->is_null())
-      return fail("message content must be a string");
-    auto& added = result.request.messages.emplace_back();
-    added.role = role->get<std::string>();
-    if (content != m.end() && content->is_string())
-      added.content = content->get<std::string>();
+uint16_t default_status(error_kind kind) {
+  switch (kind) {
+  case error_kind::bad_request:
+  case error_kind::context_too_long:
+    return 400;
+  case error_kind::path_not_found:
+  case error_kind::model_not_found:
+    return 404;
+  case error_kind::method_not_allowed:
+    return 405;
+  case error_kind::too_large:
+    return 413;
+  case error_kind::rate_limited:
+    return 429;
+  case error_kind::internal:
+    return 500;
+  case error_kind::busy:
+  case error_kind::loading:
+    return 503;
   }
-  if (auto stream = doc.find("stream"); stream != doc.end() && !stream->is_null()) {
-    if (!stream->is_boolean())
-      return fail("stream must be a boolean");
-    result.request.stream = stream->get<bool>();
+  return 500;
+}
+
+action resolve_action(const script& s, uint64_t attempt) {
+  action result;
+  result.latency = s.latency;
+  const fault_spec* shape = nullptr;
+  for (const auto& spec : s.faults) {
+    if (spec.times != 0 && attempt > spec.times)
+      continue;
+    if (spec.kind == fault::slow_first_token)
+      result.first_token_delay = spec.delay;
+    else if (spec.kind == fault::slow_tokens)
+      result.token_delay = spec.delay;
+    else
+      shape = &spec;
+  }
+  auto fail = [&](error_kind kind) {
+    result.response = response_kind::error;
+    result.error = kind;
+    result.status = default_status(kind);
+  };
+  switch (shape ? shape->kind : fault::none) {
+  case fault::http500:
+    fail(error_kind::internal);
+    break;
+  case fault::notfound:
+    fail(error_kind::model_not_found);
+    break;
+  case fault::http503:
+    fail(error_kind::busy);
+    result.retry_after = shape->retry_after;
+    break;
+  case fault::http429:
+    fail(error_kind::rate_limited);
+    result.retry_after = shape->retry_after.value_or(default_retry_after);
+    break;
+  case fault::context_too_long:
+    fail(error_kind::context_too_long);
+    break;
+  case fault::hang:
+    result.response = response_kind::hang;
+    break;
+  case fault::drop:
+    result.response = response_kind::drop;
+    break;
+  case fault::malformed:
+    result.response = response_kind::malformed;
+    break;
+  case fault::midstream_error:
+    result.response = response_kind::midstream_error;
+    result.error = error_kind::internal;
+    break;
+  case fault::none:
+  case fault::slow_first_token:
+  case fault::slow_tokens:
+    break;
+  }
+  if (shape)
+    result.applied.push_back(shape->kind);
+  // A delay only counts when there is a stream for it to slow down.
+  if (carries_answer(result.response)) {
+    if (result.first_token_delay.count() > 0)
+      result.applied.push_back(fault::slow_first_token);
+    if (result.token_delay.count() > 0)
+      result.applied.push_back(fault::slow_tokens);
   }
   return result;
 }
 
-bool serves_model(const std::vector<std::string>& served, std::string_view requested) {
-  auto wanted = with_default_tag(requested);
-  for (const auto& name : served)
-    if (with_default_tag(name) == wanted)
-      return true;
-  return false;
+bool carries_answer(response_kind kind) {
+  return kind == response_kind::answer || kind == response_kind::drop ||
+         kind == response_kind::malformed || kind == response_kind::midstream_error;
 }
 
-std::string_view reply_to(const chat_request& request) {
-  for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it)
-    if (it->role == "user")
-      return it->content;
-  return {};
-}
-
-size_t count_words(std::string_view text) {
-  size_t words = 0;
-  bool in_word = false;
-  for (char c : text) {
-    bool space = is_space(c);
-    if (!space && !in_word)
-      ++words;
-    in_word = !space;
-  }
-  return words;
-}
-
-size_t count_prompt_words(const std::vector<message>& messages) {
-  size_t words = 0;
-  for (const auto& m : messages)
-    words += count_words(m.content);
-  return words;
-}
-
-std::vector<std::string_view> split_pieces(std::string_view reply) {
-  std::vector<std::string_view> pieces;
-  size_t start = 0;
-  size_t i = 0;
-  while (i < reply.size() && is_space(reply[i]))
-    ++i;
-  while (i < reply.size()) {
-    while (i < reply.size() && !is_space(reply[i]))
-      ++i;
-    while (i < reply.size() && is_space(reply[i]))
-      ++i;
-    pieces.push_back(reply.substr(start, i - start));
-    start = i;
-  }
-  // A reply of nothing but whitespace has no word to attach it to.
-  if (start < reply.size())
-    pieces.push_back(reply.substr(start));
-  return pieces;
-}
-
-usage make_usage(size_t prompt_words, size_t reply_words, std::chrono::nanoseconds load) {
-  using namespace std::chrono_literals;
-  usage counts;
-  counts.prompt_tokens = prompt_words;
-  counts.reply_tokens = reply_words;
-  counts.load = load;
-  // Rates of a small model on a laptop GPU: prompt processing is much faster than generation.
-  counts.prompt_eval = static_cast<int64_t>(prompt_words) * 200us;
-  counts.eval = static_cast<int64_t>(reply_words) * 20ms;
-  counts.total = counts.load + counts.prompt_eval + counts.eval;
-  return counts;
-}
-
-std::string format_created_at(std::chrono::system_clock::time_point t) {
-  using namespace std::chrono;
-  auto day = floor<days>(t);
-  year_month_day date{day};
-  hh_mm_ss<nanoseconds> time{duration_cast<nanoseconds>(t - day)};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", static_cast<int>(date.year()),
-                     static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                     time.hours().count(), time.minutes().count(), time.seconds().count(),
-                     time.subseconds().count());
-}
-
-void append_content_line(std::string& out, std::string_view model, std::string_view created_at,
-                         std::string_view piece) {
-  append_message_head(out, model, created_at, piece);
-  out.append("\"done\":false}\n");
-}
-
-void append_final_line(std::string& out, std::string_view model, std::string_view created_at,
-                       const usage& counts) {
-  append_message_head(out, model, created_at, "");
-  append_done_fields(out, counts);
-  out.push_back('\n');
-}
-
-std::string make_complete_body(std::string_view model, std::string_view created_at,
-                               std::string_view reply, const usage& counts) {
-  std::string out;
-  out.reserve(reply.size() + 320);
-  append_message_head(out, model, created_at, reply);
-  append_done_fields(out, counts);
-  return out;
-}
-
-std::string make_error_body(std::string_view message) {
-  return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string model_not_found_message(std::string_view model) {
-  return fmt::format("model \"{}\" not found, try pulling it first", model);
-}
-
-std::string injected_fault_message(fault f) {
-  return fmt::format("injected fault: {}", to_string(f));
-}
-
-std::string make_tags_body(const std::vector<std::string>& models) {
-  json list = json::array();
-  for (const auto& name : models)
-    list.push_back(describe_model(name));
-  return json{{"models", std::move(list)}}.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string make_version_body() {
-  return R"({"version":"0.0.0-offload-fakellm"})";
-}
-
-std::string make_stats_body(const stats& counters) {
-  json faults = json::object();
-  for (auto f : injectable_faults)
-    faults[std::string{to_string(f)}] = counters.faults[static_cast<size_t>(f)];
-  json body = {{"requests", counters.requests},
-               {"in_flight", counters.in_flight},
-               {"max_concurrent", counters.max_concurrent},
-               {"waiting", counters.waiting},
-               {"faults", std::move(faults)}};
-  return body.dump();
-}
-
-bool slot_pool::try_acquire() {
-  if (closed_ || !waiters_.empty() || (capacity_ != 0 && in_use_ >= capacity_))
-    return false;
-  take();
-  return true;
-}
-
-slot_pool::ticket slot_pool::enqueue(std::function<void()> on_granted) {
-  return waiters_.insert(waiters_.end(), std::move(on_granted));
-}
-
-void slot_pool::release() {
-  assert(in_use_ > 0 && "a slot was released twice");
-  --in_use_;
-  if (closed_ || waiters_.empty())
-    return;
-  auto on_granted = std::move(waiters_.front());
-  waiters_.pop_front();
-  take();
-  on_granted();
-}
-
-void slot_pool::close() {
-  closed_ = true;
-  // Moved out first: a callback's destructor may release a slot and so call back into us.
-  auto waiters = std::move(waiters_);
-  waiters_.clear();
-}
-
-void slot_pool::take() {
-  ++in_use_;
-  max_in_use_ = std::max(max_in_use_, in_use_);
-}
-
-route route_request(std::string_view method, std::string_view target) {
-  auto path = target.substr(0, target.find('?'));
-  struct known_path {
-    std::string_view path;
-    std::string_view method;
-    endpoint target;
-  };
-  static constexpr std::array<known_path, 6> known = {{
-      {"/", "GET", endpoint::root},
-      {"/api/chat", "POST", endpoint::chat},
-      {"/api/tags", "GET", endpoint::tags},
-      {"/api/version", "GET", endpoint::version},
-      {"/_fake/stats", "GET", endpoint::stats},
-      {"/_fake/reset_stats", "POST", endpoint::reset_stats},
-  }};
-  for (const auto& k : known)
-    if (k.path == path)
-      return {k.target, k.method == method, k.method};
-  return {};
+uint64_t attempt_counter::record(std::string_view prompt) {
+  return ++attempts_[std::string{prompt}];
 }
 
 } // namespace offload::fakellm

@@ -1,226 +1,167 @@
 #pragma once
-// The rules of `offload fakellm`, the fake Ollama server that tests and demos talk to: which
-// markers a prompt may carry, what the fake model answers, and the exact bytes of each response.
-// Pure code, so every rule is unit-tested without sockets; runtime/fakellm.cpp does the I/O.
+// The rules of `offload fakellm`, the fake Ollama / OpenAI-compatible server that tests and demos
+// talk to: which markers a prompt may carry and what the server does about them. Pure code, so
+// every rule is unit-tested without sockets; runtime/fakellm_*.cpp does the I/O.
 //
-// The fake deliberately does not reuse protocol/ollama.hpp: a test double that shared the
-// client's encoder and parser would agree with the client's bugs instead of exposing them.
+// Markers turn into a `script` (what the prompt asks for), and a script plus the number of the
+// attempt turns into an `action` (what the server does with this one request). The action is the
+// server's only input about faults, so fault plans (rules with a match and an action, planned for
+// `--plan FILE.yaml`) can produce actions without a second code path.
 
 #include <array>
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <list>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace offload::fakellm {
 
-// -- scripts -------------------------------------------------------------------------------------
+// -- markers -------------------------------------------------------------------------------------
 
-// A failure a test injects with a `[[fault=NAME]]` marker in the last user message.
+// A failure or slowdown a test injects with a `[[fault=...]]` marker in the last user message.
 enum class fault : uint8_t {
   none,
-  http500,   // 500 with an Ollama-style error body
-  drop,      // 200 stream cut off halfway: no final line, no chunked terminator
-  hang,      // no response at all until the client gives up
-  malformed, // 200 stream whose first line is not JSON
-  notfound,  // 404 "model not found" for the requested model
+  http500,          // 500 with an error body in the API's shape
+  drop,             // 200 stream cut off halfway: no end of stream, no chunked terminator
+  hang,             // no response at all until the client gives up
+  malformed,        // 200 stream whose first line or event is not JSON
+  notfound,         // 404 "model not found" for the requested model
+  http503,          // 503 "server busy"
+  http429,          // 429 with a Retry-After header
+  slow_first_token, // the header at once, the first chunk only after a delay
+  slow_tokens,      // a delay before every chunk after the first
+  midstream_error,  // 200 stream: some chunks, then an error line or event
+  context_too_long, // 400: the prompt exceeds the context window
 };
 
-inline constexpr std::array<fault, 5> injectable_faults = {fault::http500, fault::drop, fault::hang,
-                                                           fault::malformed, fault::notfound};
+inline constexpr std::array<fault, 11> injectable_faults = {fault::http500,
+                                                            fault::drop,
+                                                            fault::hang,
+                                                            fault::malformed,
+                                                            fault::notfound,
+                                                            fault::http503,
+                                                            fault::http429,
+                                                            fault::slow_first_token,
+                                                            fault::slow_tokens,
+                                                            fault::midstream_error,
+                                                            fault::context_too_long};
 
 // The marker name of a fault, e.g. "http500"; "none" for fault::none.
 std::string_view to_string(fault f);
 
-// What the markers in a message ask the server to do.
+// Delays combine with any other fault; every other fault decides the shape of the response.
+bool is_delay(fault f);
+
+// One valid `[[fault=...]]` marker.
+struct fault_spec {
+  fault kind = fault::none;
+  std::chrono::milliseconds delay{0};              // slow_first_token, slow_tokens
+  std::optional<std::chrono::seconds> retry_after; // http429, http503
+  uint32_t times = 0;                              // only the first `times` attempts; 0 = all
+
+  friend bool operator==(const fault_spec&, const fault_spec&) = default;
+};
+
+// What the markers in a message ask for.
 struct script {
   std::chrono::milliseconds latency{0}; // wait before the response starts, holding a slot
-  fault injected = fault::none;
+  std::vector<fault_spec> faults;       // in the order of the text
+
+  // Whether some fault depends on the attempt number, which the server then has to count.
+  bool counts_attempts() const;
 
   friend bool operator==(const script&, const script&) = default;
 };
 
-// Latencies above this are treated as malformed markers: nobody means to wait longer, and the
-// cap keeps the millisecond count far from overflowing a timer.
+// Latencies and delays above this are treated as malformed markers: nobody means to wait longer,
+// and the cap keeps the millisecond count far from overflowing a timer.
 inline constexpr std::chrono::milliseconds max_latency{24 * 60 * 60 * 1000};
+inline constexpr std::chrono::seconds max_retry_after{24 * 60 * 60};
+inline constexpr uint32_t max_times = 1'000'000;
+// What a 429 says when the marker does not: retry in a second, quick enough for tests.
+inline constexpr std::chrono::seconds default_retry_after{1};
 
-// Reads every `[[latency=MS]]` and `[[fault=NAME]]` marker in `text`. Markers that do not parse
-// (a non-numeric latency, an unknown fault name, a missing `]]`) are plain text, so a typo in a
-// test shows up as an ordinary answer rather than as a different fault. When a kind of marker
-// repeats, the last valid one wins, like a repeated command-line flag.
+// Reads every `[[latency=MS]]` and `[[fault=NAME]]` marker in `text`. A fault marker may carry a
+// value (`[[fault=slow_tokens=50]]`) and parameters after colons (`[[fault=http503:times=2]]`,
+// `[[fault=http429:retry_after=2:times=1]]`). Markers that do not parse (a non-numeric latency,
+// an unknown fault or parameter, a missing `]]`) are plain text, so a typo in a test shows up as
+// an ordinary answer rather than as a different fault. A repeated latency marker: the last valid
+// one wins, like a repeated command-line flag; fault markers are all kept (see resolve_action).
 script parse_script(std::string_view text);
 
-// -- requests ------------------------------------------------------------------------------------
+// -- actions -------------------------------------------------------------------------------------
 
-struct message {
-  std::string role;
-  std::string content;
+// What an error response is about; each API words and shapes it its own way.
+enum class error_kind : uint8_t {
+  bad_request,        // 400: the body is not a valid request
+  path_not_found,     // 404: no such endpoint
+  method_not_allowed, // 405
+  too_large,          // 413: the body exceeds the fake's limit
+  model_not_found,    // 404: the model is not served
+  internal,           // 500
+  busy,               // 503: all slots busy and the queue full
+  loading,            // 503: still in the loading phase
+  rate_limited,       // 429
+  context_too_long,   // 400: the prompt exceeds the context window
 };
 
-// Body of POST /api/chat, reduced to what the fake needs.
-struct chat_request {
-  std::string model;
-  std::vector<message> messages;
-  bool stream = true; // Ollama streams unless told otherwise
+// The HTTP status each kind has unless an action says otherwise.
+uint16_t default_status(error_kind kind);
+
+// The shape of the response to one request.
+enum class response_kind : uint8_t {
+  answer,          // the echo, streamed or not
+  error,           // an error status with a body in the API's shape
+  hang,            // nothing, until the client leaves
+  drop,            // part of the answer, then the connection closes
+  malformed,       // a first line or event that is not JSON, then the answer
+  midstream_error, // part of the answer, then an error line or event (status 200)
 };
 
-struct parsed_chat_request {
-  chat_request request;
-  std::string error; // why the body was rejected (a 400); empty on success
+// What the server does with one attempt: the action half of a fault rule.
+struct action {
+  std::chrono::milliseconds latency{0}; // before the response starts, holding a slot
+  response_kind response = response_kind::answer;
+  error_kind error = error_kind::internal;         // of `error` and `midstream_error` responses
+  uint16_t status = 200;                           // of an `error` response
+  std::optional<std::chrono::seconds> retry_after; // Retry-After header of an `error` response
+  std::chrono::milliseconds first_token_delay{0};  // streams: header at once, first chunk later
+  std::chrono::milliseconds token_delay{0};        // streams: before every later chunk
+  // `drop` and `midstream_error`: content chunks sent before the break; unset = half the reply.
+  std::optional<size_t> chunks_before_break;
+  std::vector<fault> applied; // the faults in force, for /_fake/stats
 
-  bool ok() const { return error.empty(); }
+  friend bool operator==(const action&, const action&) = default;
 };
 
-// Validates and reads a /api/chat body. Fields the fake does not use (options, tools, ...) are
-// ignored; a message without `content` (e.g. an assistant tool call) counts as empty text.
-parsed_chat_request parse_chat_request(std::string_view body);
+// The action for attempt `attempt` (1 = the first) of a prompt whose markers gave `s`. Faults
+// whose `times` is used up do not apply. Delays apply to answers and partial answers; of the
+// other faults, the last one that applies decides the response.
+action resolve_action(const script& s, uint64_t attempt);
 
-// Whether `requested` names one of `served`, with Ollama's rule that a name without a tag means
-// ":latest".
-bool serves_model(const std::vector<std::string>& served, std::string_view requested);
+// Whether a response of this kind sends (part of) the answer, which delays can slow down.
+bool carries_answer(response_kind kind);
 
-// The fake model's answer: the last user message verbatim (markers included), so every result
-// shows which task it answers. Empty when there is no user message.
-std::string_view reply_to(const chat_request& request);
+// -- attempts ------------------------------------------------------------------------------------
 
-// -- tokens --------------------------------------------------------------------------------------
-
-// Number of whitespace-separated words: the fake's notion of a token.
-size_t count_words(std::string_view text);
-
-// Prompt tokens of a request: the words of all messages, whatever their role.
-size_t count_prompt_words(const std::vector<message>& messages);
-
-// Splits a reply into stream pieces of one word plus the whitespace after it (leading whitespace
-// joins the first piece), so concatenating the pieces gives back the reply exactly. An empty
-// reply has no pieces.
-std::vector<std::string_view> split_pieces(std::string_view reply);
-
-// -- responses -----------------------------------------------------------------------------------
-
-// Token counts and durations of the final `done: true` object. Durations are invented but
-// plausible: the scripted latency counts as model load time.
-struct usage {
-  uint64_t prompt_tokens = 0;
-  uint64_t reply_tokens = 0;
-  std::chrono::nanoseconds total{0};
-  std::chrono::nanoseconds load{0};
-  std::chrono::nanoseconds prompt_eval{0};
-  std::chrono::nanoseconds eval{0};
-};
-
-usage make_usage(size_t prompt_words, size_t reply_words, std::chrono::nanoseconds load);
-
-// Ollama's `created_at`: UTC with nanoseconds, e.g. "2024-05-01T12:34:56.123456789Z".
-std::string format_created_at(std::chrono::system_clock::time_point t);
-
-// Appends one streamed NDJSON line (`done: false`) carrying `piece`, newline included.
-void append_content_line(std::string& out, std::string_view model, std::string_view created_at,
-                         std::string_view piece);
-
-// Appends the last NDJSON line of a stream (`done: true`, empty content), newline included.
-void append_final_line(std::string& out, std::string_view model, std::string_view created_at,
-                       const usage& counts);
-
-// The whole answer of a `stream: false` request: the final object with the full reply.
-std::string make_complete_body(std::string_view model, std::string_view created_at,
-                               std::string_view reply, const usage& counts);
-
-// First line of a `[[fault=malformed]]` stream: an object that never closes.
-inline constexpr std::string_view malformed_line =
-    "{\"model\": \"x\", \"message\": {\"content\": \"oops\"\n";
-
-// Ollama's error body, {"error": message}.
-std::string make_error_body(std::string_view message);
-
-// Ollama's text for a model it does not have.
-std::string model_not_found_message(std::string_view model);
-
-// Error text of an injected fault that answers with an error status.
-std::string injected_fault_message(fault f);
-
-// Body of GET /api/tags listing `models` with plausible, deterministic metadata.
-std::string make_tags_body(const std::vector<std::string>& models);
-
-// Body of GET /api/version.
-std::string make_version_body();
-
-// Counters behind GET /_fake/stats.
-struct stats {
-  uint64_t requests = 0;     // POST /api/chat requests received, valid or not
-  size_t in_flight = 0;      // generations holding a slot now
-  size_t max_concurrent = 0; // highest in_flight since start or the last reset
-  size_t waiting = 0;        // requests queued for a slot now
-  std::array<uint64_t, injectable_faults.size() + 1> faults{}; // injected, indexed by fault
-};
-
-std::string make_stats_body(const stats& counters);
-
-// -- slots ---------------------------------------------------------------------------------------
-
-// At most `capacity` generations hold a slot at once (0 = no limit); the rest wait first come,
-// first served. Not thread-safe: the server runs it on its one I/O thread.
-class slot_pool {
+// Counts the attempts of each prompt text, so that `times=K` faults hit only the first K tries of
+// the same prompt and a test can watch a retry succeed. Not thread-safe: the server runs it on
+// its one I/O thread.
+class attempt_counter {
 public:
-  using waiter_list = std::list<std::function<void()>>;
-  using ticket = waiter_list::iterator;
+  // Records one more attempt of `prompt` and returns its number, starting at 1.
+  uint64_t record(std::string_view prompt);
 
-  explicit slot_pool(size_t capacity)
-      : capacity_(capacity) {}
+  // Forgets every prompt (POST /_fake/reset_stats).
+  void clear() { attempts_.clear(); }
 
-  // Takes a slot if one is free and nobody is queued ahead.
-  bool try_acquire();
-
-  // Queues a request; `on_granted` runs once a slot has been taken on its behalf.
-  ticket enqueue(std::function<void()> on_granted);
-
-  // Leaves the queue (the client went away); the ticket is invalid afterwards.
-  void cancel(ticket t) { waiters_.erase(t); }
-
-  // Returns a slot, handing it straight to the first waiter so a newcomer cannot overtake.
-  void release();
-
-  // Empties the queue (destroying the callbacks) and stops granting slots, for shutdown.
-  void close();
-
-  size_t in_use() const { return in_use_; }
-  size_t waiting() const { return waiters_.size(); }
-  size_t max_in_use() const { return max_in_use_; }
-  void reset_max() { max_in_use_ = in_use_; }
+  size_t prompts() const { return attempts_.size(); }
 
 private:
-  void take();
-
-  size_t capacity_;
-  size_t in_use_ = 0;
-  size_t max_in_use_ = 0;
-  waiter_list waiters_;
-  bool closed_ = false;
+  std::unordered_map<std::string, uint64_t> attempts_;
 };
-
-// -- routing -------------------------------------------------------------------------------------
-
-enum class endpoint : uint8_t {
-  root,        // GET /: Ollama's liveness answer, which some clients probe
-  chat,        // POST /api/chat
-  tags,        // GET /api/tags
-  version,     // GET /api/version
-  stats,       // GET /_fake/stats
-  reset_stats, // POST /_fake/reset_stats
-  not_found,
-};
-
-struct route {
-  endpoint target = endpoint::not_found;
-  bool method_allowed = false;
-  std::string_view allowed_method; // for the Allow header of a 405
-};
-
-// Maps a request line to an endpoint; the query string is ignored.
-route route_request(std::string_view method, std::string_view target);
 
 } // namespace offload::fakellm

@@ -1,5 +1,6 @@
 // offload: an MCP server that hands routine coding work to local LLMs.
-// Subcommands: `serve` (the daemon) and `fakellm` (a fake Ollama for tests and demos).
+// Subcommands: `serve` (the daemon), `fakellm` (a fake LLM server for tests and demos) and
+// `policy check`.
 
 #include "runtime/config.hpp"
 #include "runtime/fakellm.hpp"
@@ -9,7 +10,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <iostream>
+#include <optional>
 
 namespace {
 
@@ -68,9 +71,19 @@ serve_options build_serve_options(const serve_flags& flags) {
   return options;
 }
 
-fakellm_options build_fakellm_options(const std::string& listen, size_t slots,
-                                      const std::string& models) {
+struct fakellm_flags {
+  std::string listen = "127.0.0.1:0";
+  size_t slots = 4;
+  std::optional<size_t> queue;
+  std::string api = "both";
+  uint64_t loading_ms = 0;
+  std::string models;
+  std::string log_level = "info";
+};
+
+fakellm_options build_fakellm_options(const fakellm_flags& flags) {
   fakellm_options options;
+  const auto& listen = flags.listen;
   auto colon = listen.rfind(':');
   if (colon == std::string::npos)
     throw config_error(
@@ -84,7 +97,12 @@ fakellm_options build_fakellm_options(const std::string& listen, size_t slots,
   if (port < 0 || port > 65535)
     throw config_error(fmt::format("--listen \"{}\": the port must be 0..65535", listen));
   options.port = static_cast<uint16_t>(port);
-  options.slots = slots;
+  options.slots = flags.slots;
+  options.queue = flags.queue;
+  // CLI11 has checked the value against the same names.
+  options.api = fakellm::api_mode_from_string(flags.api).value_or(fakellm::api_mode::both);
+  options.loading = std::chrono::milliseconds{flags.loading_ms};
+  const auto& models = flags.models;
   if (!models.empty()) {
     options.models.clear();
     size_t start = 0;
@@ -152,15 +170,22 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 
-  std::string listen = "127.0.0.1:0";
-  size_t slots = 4;
-  std::string models;
-  std::string fake_log_level = "info";
-  auto* fake = app.add_subcommand("fakellm", "Run a fake Ollama server for tests and demos");
-  fake->add_option("--listen", listen, "HOST:PORT to bind (port 0 picks a free one)");
-  fake->add_option("--slots", slots, "Concurrent generations; more requests wait (0: no limit)");
-  fake->add_option("--models", models, "Comma-separated model names to serve");
-  fake->add_option("--log-level", fake_log_level, "Log level (stderr)");
+  fakellm_flags fake_flags;
+  auto* fake = app.add_subcommand(
+      "fakellm", "Run a fake LLM server (Ollama and OpenAI-compatible) for tests and demos");
+  fake->add_option("--listen", fake_flags.listen, "HOST:PORT to bind (port 0 picks a free one)");
+  fake->add_option("--slots", fake_flags.slots,
+                   "Concurrent generations; more requests wait (0: no limit)");
+  fake->add_option("--queue", fake_flags.queue,
+                   "Most requests waiting for a slot; more get 503 (default: no limit)");
+  fake->add_option("--api", fake_flags.api,
+                   "APIs to serve: ollama, openai or both; the other's paths answer 404")
+      ->check(CLI::IsMember({"ollama", "openai", "both"}));
+  fake->add_option("--loading-ms", fake_flags.loading_ms,
+                   "Answer 503 \"Loading model\" for this long after start (default 0)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{24 * 60 * 60 * 1000}));
+  fake->add_option("--models", fake_flags.models, "Comma-separated model names to serve");
+  fake->add_option("--log-level", fake_flags.log_level, "Log level (stderr)");
 
   std::string policy_path;
   auto* policy_cmd = app.add_subcommand("policy", "Work with policy files");
@@ -178,8 +203,8 @@ int main(int argc, char** argv) {
       setup_logging(options.config.log_level);
       return run_serve(options);
     }
-    setup_logging(fake_log_level);
-    return run_fakellm(build_fakellm_options(listen, slots, models));
+    setup_logging(fake_flags.log_level);
+    return run_fakellm(build_fakellm_options(fake_flags));
   } catch (const std::exception& e) {
     std::cerr << "offload: " << e.what() << '\n';
     return 2;
