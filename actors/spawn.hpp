@@ -3,6 +3,7 @@
 // passes them as immutable snapshots (shared_ptr<const ...>), replaced on reload.
 
 #include "actors/actors.hpp"
+#include "protocol/guards.hpp"
 #include "runtime/defaults.hpp"
 
 #include <caf/actor_system.hpp>
@@ -49,6 +50,9 @@ struct engine_settings {
   std::chrono::milliseconds progress_heartbeat = defaults::progress_heartbeat;
   // tools/list returns at most this many tools per page (with a cursor for the rest).
   size_t tools_page_size = defaults::tools_page_size;
+  // Guards: the prompt-injection check of each task's input, and secret redaction of answers.
+  guards::guard_mode injection_guard = guards::guard_mode::block;
+  bool redact_secrets = true;
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 

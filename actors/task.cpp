@@ -42,6 +42,7 @@ struct task_state {
   bool waiting = false; // an attempt's request is outstanding
   std::minstd_rand rng; // retry jitter, seeded per task for repeatable runs
   std::vector<std::string> warnings;
+  guard_verdict guard;
 
   static constexpr const char* name = "task";
 };
@@ -50,6 +51,22 @@ using task_pointer = caf::stateful_actor<task_state>*;
 
 void report(task_pointer self, task_result result) {
   auto& st = self->state;
+  result.guard = std::move(st.guard);
+  if (st.settings->redact_secrets) {
+    // Every answer and error text leaves through here: no secret a model echoed reaches the
+    // agent (or the logs).
+    auto redacted = guards::redact_secrets(result.text);
+    auto in_error = guards::redact_secrets(result.error.message);
+    result.guard.redactions = redacted.count + in_error.count;
+    result.guard.redacted_kinds = std::move(redacted.kinds);
+    for (auto& kind : in_error.kinds)
+      if (std::find(result.guard.redacted_kinds.begin(), result.guard.redacted_kinds.end(), kind) ==
+          result.guard.redacted_kinds.end())
+        result.guard.redacted_kinds.push_back(std::move(kind));
+    if (result.guard.redactions > 0)
+      spdlog::info("task {}: {} secret(s) redacted from the answer", st.trace_id,
+                   result.guard.redactions);
+  }
   result.index = st.index;
   result.attempts = st.attempt;
   if (result.model.empty())
@@ -241,6 +258,41 @@ task_spec fit_to_context(task_pointer self, const task_spec& task, size_t budget
   return fitted;
 }
 
+// The injection guard over the task's own input (not a previous step's answer: that came from
+// our own model). Returns false when the task must not run.
+bool passes_injection_guard(task_pointer self, const task_spec& task) {
+  auto& st = self->state;
+  auto mode = st.settings->injection_guard;
+  if (mode == guards::guard_mode::off)
+    return true;
+  auto findings = guards::scan_for_injection(task.task);
+  for (auto& finding : guards::scan_for_injection(task.context))
+    if (std::none_of(findings.begin(), findings.end(),
+                     [&](const auto& f) { return f.category == finding.category; }))
+      findings.push_back(std::move(finding));
+  if (findings.empty()) {
+    st.guard.injection = "clean";
+    return true;
+  }
+  for (const auto& finding : findings) {
+    st.guard.injection_findings.push_back(finding.category);
+    spdlog::warn("task {}: possible prompt injection ({}): {:?}", st.trace_id, finding.category,
+                 finding.excerpt);
+  }
+  if (!guards::should_block(mode, findings)) {
+    st.guard.injection = "warned";
+    return true;
+  }
+  st.guard.injection = "blocked";
+  report_error(self, {errc::prompt_injection,
+                      fmt::format("the input looks like a prompt injection ({}), so it was not "
+                                  "sent to the local LLM; rephrase the task, or ask the operator "
+                                  "to set the injection guard to warn",
+                                  guards::describe(findings)),
+                      false});
+  return false;
+}
+
 caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinator,
                             batch_spec_ptr spec, size_t index,
                             std::shared_ptr<const std::string> previous, router_actor router,
@@ -259,6 +311,8 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
                                                          std::hash<std::string>{}(st.trace_id)));
   const auto& task = spec->tasks.at(index);
   st.model = task.model.empty() ? st.settings->default_model : task.model;
+  if (!passes_injection_guard(self, task))
+    return {};
 
   auto request = std::make_shared<llm_request>();
   request->model = st.model;

@@ -68,14 +68,23 @@ std::string go_text(const json& value, bool numbers_are_float64) {
     return numbers_are_float64 ? go_float_text(value.get<double>()) : value.dump();
   case json::value_t::array: {
     std::string out = "[";
-    for (const auto& item : value)
-      out += (out.size() > 1 ? " " : "") + go_text(item, numbers_are_float64);
+    for (const auto& item : value) {
+      // Appended piecewise: GCC 12 at -O3 misreads a concatenated temporary as overlapping.
+      if (out.size() > 1)
+        out += ' ';
+      out += go_text(item, numbers_are_float64);
+    }
     return out + "]";
   }
   case json::value_t::object: {
     std::string out = "map[";
-    for (const auto& [key, item] : value.items())
-      out += (out.size() > 4 ? " " : "") + key + ":" + go_text(item, numbers_are_float64);
+    for (const auto& [key, item] : value.items()) {
+      if (out.size() > 4)
+        out += ' ';
+      out += key;
+      out += ':';
+      out += go_text(item, numbers_are_float64);
+    }
     return out + "]";
   }
   default:

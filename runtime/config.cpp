@@ -189,9 +189,24 @@ daemon_config load_config_file(const std::string& path) {
   daemon_config config;
   if (root.IsNull())
     return config; // an empty file means all defaults
-  check_keys(
-      path, root, "the top level",
-      {"log_level", "default_model", "batch", "backends", "policy", "audit_log", "state_dir"});
+  check_keys(path, root, "the top level",
+             {"log_level", "default_model", "batch", "backends", "policy", "audit_log", "state_dir",
+              "guards"});
+  if (auto guards = root["guards"]) {
+    check_keys(path, guards, "guards", {"prompt_injection", "redact_secrets"});
+    if (guards["prompt_injection"]) {
+      auto text = scalar<std::string>(path, guards["prompt_injection"], "guards.prompt_injection");
+      auto mode = guards::parse_guard_mode(text);
+      if (!mode)
+        fail_at(
+            path, guards["prompt_injection"],
+            fmt::format("guards.prompt_injection must be block, warn or off, got \"{}\"", text));
+      config.engine.injection_guard = *mode;
+    }
+    if (guards["redact_secrets"])
+      config.engine.redact_secrets =
+          scalar<bool>(path, guards["redact_secrets"], "guards.redact_secrets");
+  }
   if (root["state_dir"])
     config.state_dir = scalar<std::string>(path, root["state_dir"], "state_dir");
   if (root["audit_log"])

@@ -108,12 +108,26 @@ int run_serve(const serve_options& options) {
                                    engine, policy);
 
   asio::signal_set signals{io, SIGINT, SIGTERM};
-  signals.async_wait([session](boost::system::error_code ec, int signal) {
-    if (ec)
-      return;
-    spdlog::info("received signal {}; shutting down", signal);
-    caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
-  });
+  // The first signal cancels running calls, which still answer (their unfinished tasks as
+  // `cancelled`); a second one stops at once.
+  std::function<void()> await_signal;
+  bool signalled = false;
+  await_signal = [&] {
+    signals.async_wait([&, session](boost::system::error_code ec, int signal) {
+      if (ec)
+        return;
+      if (!signalled) {
+        signalled = true;
+        spdlog::info("received signal {}; cancelling running calls and shutting down", signal);
+        caf::anon_send(session, shutdown_atom_v);
+        await_signal();
+        return;
+      }
+      spdlog::warn("received signal {} again; stopping now", signal);
+      caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+    });
+  };
+  await_signal();
 
   spdlog::info("offload {} serving MCP on stdio (default model {})", version_string,
                config.engine.default_model);

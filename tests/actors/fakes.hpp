@@ -95,6 +95,7 @@ inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,
   settings->batch_timeout = batch_timeout;
   settings->retry.jitter = 0;       // exact backoff delays
   settings->retry.max_attempts = 1; // tests of retries ask for them
+  settings->progress_heartbeat = std::chrono::seconds{2};
   return settings;
 }
 

@@ -16,6 +16,8 @@ struct fixture : test_coordinator_fixture<> {
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
   router_actor router = spawn_scripted_router(sys, seen);
   std::shared_ptr<std::vector<std::string>> sent = std::make_shared<std::vector<std::string>>();
+  // The `related` tag of each sent message, in the same order.
+  std::shared_ptr<std::vector<std::string>> related = std::make_shared<std::vector<std::string>>();
   mcp_session_actor aut = make_session({});
   // Injected wall clock of the policy counters.
   std::chrono::system_clock::time_point wall_now =
@@ -25,7 +27,10 @@ struct fixture : test_coordinator_fixture<> {
   mcp_session_actor make_session(policy_context policy) {
     return spawn_mcp_session(
         sys, {"test", "9.9.9", "agent-a"},
-        [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); },
+        [out = sent, tags = related](std::string text, const std::string& tag) {
+          out->push_back(std::move(text));
+          tags->push_back(tag);
+        },
         router, test_settings(5s, 60s), std::move(policy));
   }
 
@@ -52,6 +57,7 @@ struct fixture : test_coordinator_fixture<> {
   // Sends one line to the session and returns everything it wrote in response.
   std::vector<json> exchange(const std::string& line) {
     sent->clear();
+    related->clear();
     self->send(aut, mcp_in_atom_v, line);
     consume_messages();
     std::vector<json> out;
@@ -275,6 +281,95 @@ CAF_TEST(a call that ends in a json rpc error gives its quota back) {
   CAF_CHECK_NOT_EQUAL(fourth["result"]["content"][0]["text"].get<std::string>().find(
                           "[POLICY DENIED] Rate limit of 2 per minute"),
                       std::string::npos);
+}
+
+CAF_TEST(a call with a progress token hears each task finish and a heartbeat meanwhile) {
+  initialize();
+  auto out = exchange(R"({"jsonrpc":"2.0","id":"p1","method":"tools/call","params":)"
+                      R"({"name":"batch_offload","_meta":{"progressToken":"tok"},)"
+                      R"("arguments":{"tasks":[{"task":"quick"},{"task":"hang slow"}]}}})");
+  // One task finished: progress 1 of 2, on the call's own stream.
+  CAF_REQUIRE_EQUAL(out.size(), 1u);
+  CAF_CHECK_EQUAL(out[0]["method"].get<std::string>(), "notifications/progress");
+  CAF_CHECK_EQUAL(out[0]["params"]["progressToken"].get<std::string>(), "tok");
+  CAF_CHECK_EQUAL(out[0]["params"]["progress"].get<double>(), 1.0);
+  CAF_CHECK_EQUAL(out[0]["params"]["total"].get<int>(), 2);
+  CAF_CHECK_EQUAL(related->at(0), R"("p1")");
+  // While the other generates, heartbeats keep the client's timeout from firing, increasing
+  // but staying below the next whole task.
+  sent->clear();
+  advance_time(2s);
+  consume_messages();
+  advance_time(2s);
+  consume_messages();
+  CAF_REQUIRE_EQUAL(sent->size(), 2u);
+  auto beat1 = json::parse(sent->at(0))["params"]["progress"].get<double>();
+  auto beat2 = json::parse(sent->at(1))["params"]["progress"].get<double>();
+  CAF_CHECK_GREATER(beat1, 1.0);
+  CAF_CHECK_GREATER(beat2, beat1);
+  CAF_CHECK_LESS(beat2, 2.0);
+  CAF_CHECK_NOT_EQUAL(
+      json::parse(sent->at(1))["params"]["message"].get<std::string>().find("still generating"),
+      std::string::npos);
+}
+
+CAF_TEST(a call without a progress token gets no progress) {
+  initialize();
+  auto out =
+      exchange(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":)"
+               R"({"name":"batch_offload","arguments":{"tasks":[{"task":"a"},{"task":"b"}]}}})");
+  CAF_REQUIRE_EQUAL(out.size(), 1u);
+  CAF_CHECK(out[0].contains("result"));
+}
+
+CAF_TEST(logging set level sends call events at or above the level and rejects bad levels) {
+  initialize();
+  CAF_CHECK(one(R"({"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"info"}})")
+                .contains("result"));
+  auto out = exchange(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":)"
+                      R"({"name":"offload_work","arguments":{"task":"a"}}})");
+  CAF_REQUIRE_EQUAL(out.size(), 3u); // call started, call finished, the result
+  CAF_CHECK_EQUAL(out[0]["method"].get<std::string>(), "notifications/message");
+  CAF_CHECK_EQUAL(out[0]["params"]["level"].get<std::string>(), "info");
+  CAF_CHECK_EQUAL(out[0]["params"]["data"]["event"].get<std::string>(), "call_started");
+  CAF_CHECK_EQUAL(related->at(0), "2");
+  CAF_CHECK(out[2].contains("result"));
+  // Above the level: nothing but the result.
+  CAF_CHECK(
+      one(R"({"jsonrpc":"2.0","id":3,"method":"logging/setLevel","params":{"level":"error"}})")
+          .contains("result"));
+  CAF_CHECK_EQUAL(exchange(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":)"
+                           R"({"name":"offload_work","arguments":{"task":"a"}}})")
+                      .size(),
+                  1u);
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":5,"method":"logging/setLevel",)"
+                                 R"("params":{"level":"loud"}})")),
+                  -32602);
+}
+
+CAF_TEST(shutdown answers running calls with cancelled tasks and then stops) {
+  initialize();
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":)"
+                     R"({"name":"batch_offload","arguments":{"tasks":[{"task":"done"},)"
+                     R"({"task":"hang"}]}}})")
+                .empty());
+  self->monitor(aut);
+  self->send(aut, shutdown_atom_v);
+  consume_messages();
+  CAF_REQUIRE_EQUAL(sent->size(), 1u);
+  auto result = json::parse(sent->at(0))["result"];
+  CAF_CHECK(!result["isError"].get<bool>());
+  const auto& tasks = result["structuredContent"]["tasks"];
+  CAF_CHECK_EQUAL(tasks[0]["status"].get<std::string>(), "ok");
+  CAF_CHECK_EQUAL(tasks[1]["status"].get<std::string>(), "cancelled");
+  CAF_CHECK_EQUAL(result["structuredContent"]["totals"]["cancelled"].get<int>(), 1);
+  expect((caf::down_msg), from(aut).to(self).with(_));
+}
+
+CAF_TEST(responses to requests we never sent are ignored) {
+  initialize();
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":"offload-99","result":{}})").empty());
+  CAF_CHECK(one(R"({"jsonrpc":"2.0","id":1,"method":"ping"})").contains("result"));
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()
