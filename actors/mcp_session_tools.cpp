@@ -109,7 +109,16 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
   };
   self->request(coordinator, caf::infinite, run_batch_atom_v)
       .then(
-          [self, id, key, shared_spec, still_current](batch_result& result) {
+          [self, id, key, call_no, shared_spec, still_current](batch_result& result) {
+            // The final progress goes out before the result (the coordinator's last report may
+            // still be in the mailbox behind this answer): after the response, none may follow.
+            if (auto it = self->state.in_flight.find(key);
+                it != self->state.in_flight.end() && it->second.call_no == call_no) {
+              auto& call = it->second;
+              call.done = call.total = result.tasks.size();
+              send_progress(self, call, static_cast<double>(call.total),
+                            fmt::format("{} of {} tasks done", call.total, call.total));
+            }
             if (!still_current())
               return;
             size_t ok = 0;
