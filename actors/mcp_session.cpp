@@ -215,11 +215,23 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
       },
       [self](heartbeat_atom, uint64_t generation) { handle_heartbeat(self, generation); },
       [self](shutdown_atom) {
+        // First time: drain (no new requests; running calls may finish within the grace
+        // period). Second time, or when the grace period is over: cancel what is left; those
+        // calls still answer, their unfinished tasks `cancelled`.
         auto& st = self->state;
-        spdlog::info("session {}: shutting down; cancelling {} running call(s)", st.settings.name,
-                     st.in_flight.size());
         st.closing = true;
-        cancel_all_calls(self);
+        if (!st.draining) {
+          st.draining = true;
+          if (!st.in_flight.empty()) {
+            spdlog::info("session {}: draining; {} call(s) may finish within {} ms",
+                         st.settings.name, st.in_flight.size(), st.engine->shutdown_grace.count());
+            self->delayed_send(self, st.engine->shutdown_grace, shutdown_atom_v);
+          }
+        } else if (!st.in_flight.empty()) {
+          spdlog::info("session {}: cancelling {} running call(s)", st.settings.name,
+                       st.in_flight.size());
+          cancel_all_calls(self);
+        }
         quit_if_done(self);
       },
       [self](mcp_eof_atom) {

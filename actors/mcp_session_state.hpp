@@ -49,6 +49,9 @@ struct mcp_session_state {
   std::unordered_map<std::string, in_flight_call> in_flight;
   uint64_t calls = 0;
   bool closing = false;
+  // Shutting down: waiting for running calls until the grace period ends (then they are
+  // cancelled).
+  bool draining = false;
   policy_context policy;
   // Calls whose policy check (counter reads, reservations) has not answered yet.
   size_t pending_checks = 0;

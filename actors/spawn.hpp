@@ -50,6 +50,8 @@ struct engine_settings {
   std::chrono::milliseconds progress_heartbeat = defaults::progress_heartbeat;
   // tools/list returns at most this many tools per page (with a cursor for the rest).
   size_t tools_page_size = defaults::tools_page_size;
+  // On shutdown, running calls may finish for this long before they are cancelled.
+  std::chrono::milliseconds shutdown_grace = defaults::shutdown_grace;
   // Guards: the prompt-injection check of each task's input, and secret redaction of answers.
   guards::guard_mode injection_guard = guards::guard_mode::block;
   bool redact_secrets = true;

@@ -190,8 +190,12 @@ daemon_config load_config_file(const std::string& path) {
   if (root.IsNull())
     return config; // an empty file means all defaults
   check_keys(path, root, "the top level",
-             {"log_level", "default_model", "batch", "backends", "policy", "audit_log", "state_dir",
-              "guards"});
+             {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
+              "policy", "audit_log", "state_dir", "guards"});
+  if (root["shutdown_grace"])
+    config.engine.shutdown_grace = duration_at(path, root["shutdown_grace"], "shutdown_grace");
+  if (root["log_format"])
+    config.log_format = scalar<std::string>(path, root["log_format"], "log_format");
   if (auto guards = root["guards"]) {
     check_keys(path, guards, "guards", {"prompt_injection", "redact_secrets"});
     if (guards["prompt_injection"]) {

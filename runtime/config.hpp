@@ -35,6 +35,7 @@ struct daemon_config {
   std::vector<backend_config> backends;
   engine_settings engine;
   std::string log_level = "info";
+  std::string log_format = "text"; // text (journald-aware) or json
   std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
   std::string audit_log;   // JSON Lines audit of tools/call decisions; empty: off
   std::string state_dir;   // where persistent state lives; empty: default_state_dir()

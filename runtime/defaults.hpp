@@ -58,6 +58,12 @@ inline constexpr size_t max_response_bytes = 16 * 1024 * 1024;
 // misconfigured or down for maintenance, and a longer pause would outlive every waiting task.
 inline constexpr auto max_retry_after = 300s;
 
+// -- lifecycle -----------------------------------------------------------------------------------
+
+// On SIGTERM, running batches may finish for this long; systemd's default stop timeout is 90 s,
+// so this leaves time to cancel the rest and flush state before SIGKILL.
+inline constexpr auto shutdown_grace = 30s;
+
 // -- transports ----------------------------------------------------------------------------------
 
 // tools/list page size: every tool fits one page today; the cursor is there for clients that

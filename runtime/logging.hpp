@@ -5,8 +5,16 @@
 
 namespace offload {
 
+// How log lines look. `text` is for people (and switches to journald's form by itself when
+// stderr is connected to the journal, as systemd says through $JOURNAL_STREAM); `json` is one
+// JSON object per line for log shippers.
+enum class log_format { text, json };
+
 // Installs the stderr logger as spdlog's default. Throws std::invalid_argument for an unknown
-// level name (trace, debug, info, warn, error, critical, off).
-void setup_logging(const std::string& level);
+// level name (trace, debug, info, warn, error, critical, off) or format name (text, json).
+void setup_logging(const std::string& level, const std::string& format = "text");
+
+// Whether stderr is the journal's stream ($JOURNAL_STREAM names stderr's device and inode).
+bool stderr_is_journal();
 
 } // namespace offload

@@ -347,13 +347,20 @@ CAF_TEST(logging set level sends call events at or above the level and rejects b
                   -32602);
 }
 
-CAF_TEST(shutdown answers running calls with cancelled tasks and then stops) {
+CAF_TEST(shutdown drains then cancels what is left and every call still answers) {
   initialize();
   CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":)"
                      R"({"name":"batch_offload","arguments":{"tasks":[{"task":"done"},)"
                      R"({"task":"hang"}]}}})")
                 .empty());
   self->monitor(aut);
+  self->send(aut, shutdown_atom_v);
+  consume_messages();
+  // Draining: the call keeps running, new requests are refused.
+  CAF_CHECK(sent->empty());
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":7,"method":"tools/list"})")), -32600);
+  sent->clear();
+  // A second shutdown (a second signal, or the end of the grace period) cancels.
   self->send(aut, shutdown_atom_v);
   consume_messages();
   CAF_REQUIRE_EQUAL(sent->size(), 1u);
@@ -363,6 +370,23 @@ CAF_TEST(shutdown answers running calls with cancelled tasks and then stops) {
   CAF_CHECK_EQUAL(tasks[0]["status"].get<std::string>(), "ok");
   CAF_CHECK_EQUAL(tasks[1]["status"].get<std::string>(), "cancelled");
   CAF_CHECK_EQUAL(result["structuredContent"]["totals"]["cancelled"].get<int>(), 1);
+  expect((caf::down_msg), from(aut).to(self).with(_));
+}
+
+CAF_TEST(a call that finishes within the grace period is answered normally) {
+  initialize();
+  CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":8,"method":"tools/call","params":)"
+                     R"({"name":"offload_work","arguments":{"task":"hang"}}})")
+                .empty());
+  self->monitor(aut);
+  self->send(aut, shutdown_atom_v);
+  consume_messages();
+  CAF_CHECK(trigger_timeout()); // the task's own deadline (5 s) comes before the grace (30 s)
+  consume_messages();
+  CAF_REQUIRE_EQUAL(sent->size(), 1u);
+  auto result = json::parse(sent->at(0))["result"];
+  CAF_CHECK_EQUAL(result["structuredContent"]["tasks"][0]["error"]["code"].get<std::string>(),
+                  "timeout");
   expect((caf::down_msg), from(aut).to(self).with(_));
 }
 
