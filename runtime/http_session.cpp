@@ -14,24 +14,66 @@ namespace {
 
 using json = nlohmann::json;
 
-// What routing needs to know about an outgoing message.
-struct outgoing {
-  bool is_response = false;
-  std::string negotiated_version; // initialize results only
+// Whether an outgoing message is a response (it has "result" or "error" and no "method"). The
+// I/O thread serves every socket, so this reads only the top-level keys and stops at the first
+// that decides, instead of parsing what may be a large batch result.
+class response_detector : public nlohmann::json_sax<json> {
+public:
+  bool is_response() const { return decided_ && response_; }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return ++depth_ <= max_depth; }
+  bool end_object() override { return --depth_ >= 0; }
+  bool start_array(std::size_t) override { return ++depth_ <= max_depth; }
+  bool end_array() override { return --depth_ >= 0; }
+  bool key(string_t& name) override {
+    if (depth_ != 1)
+      return true;
+    if (name == "method") {
+      decided_ = true;
+      response_ = false;
+      return false; // a request or notification: done
+    }
+    if (name == "result" || name == "error") {
+      decided_ = true;
+      response_ = true;
+      return false;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+private:
+  static constexpr int max_depth = 512;
+  int depth_ = 0;
+  bool decided_ = false;
+  bool response_ = false;
 };
 
-outgoing inspect(const std::string& text) {
-  outgoing out;
+bool is_response(const std::string& text) {
+  response_detector detector;
+  json::sax_parse(text, &detector);
+  return detector.is_response();
+}
+
+// The protocol revision an initialize result names, or "" (not a result, or no version).
+std::string negotiated_version(const std::string& text) {
   auto value = json::parse(text, nullptr, false);
   if (!value.is_object())
-    return out;
-  out.is_response =
-      !value.contains("method") && (value.contains("result") || value.contains("error"));
-  if (auto result = value.find("result"); result != value.end() && result->is_object())
-    if (auto version = result->find("protocolVersion");
-        version != result->end() && version->is_string())
-      out.negotiated_version = version->get<std::string>();
-  return out;
+    return {};
+  auto result = value.find("result");
+  if (result == value.end() || !result->is_object())
+    return {};
+  auto version = result->find("protocolVersion");
+  return version != result->end() && version->is_string() ? version->get<std::string>() : "";
 }
 
 std::string join_array(const std::vector<std::string>& texts) {
@@ -93,9 +135,9 @@ void http_session::await_responses(const http_connection_ptr& connection,
 void http_session::deliver(const std::string& text, const std::string& related) {
   if (closed_)
     return;
-  auto out = inspect(text);
+  bool response = is_response(text);
   if (related.empty()) {
-    if (out.is_response) {
+    if (response) {
       // The standalone stream must never carry a response (it answers no request).
       spdlog::warn("{}: dropping a response that names no request: {:.200}", log_name_, text);
       return;
@@ -104,22 +146,22 @@ void http_session::deliver(const std::string& text, const std::string& related) 
   }
   auto it = waiting_.find(related);
   if (it == waiting_.end()) {
-    if (out.is_response) {
+    if (response) {
       spdlog::debug("{}: dropping a response to {}, which no POST waits for", log_name_, related);
       return;
     }
     return emit(sse::standalone_stream, text);
   }
   auto ex = it->second;
-  if (out.is_response) {
+  if (response) {
     waiting_.erase(it);
     if (auto pos = std::find(ex->awaiting.begin(), ex->awaiting.end(), related);
         pos != ex->awaiting.end())
       ex->awaiting.erase(pos);
-    if (ex->initialize && !out.negotiated_version.empty())
-      protocol_version_ = out.negotiated_version;
+    if (ex->initialize)
+      protocol_version_ = negotiated_version(text);
   }
-  bool complete = out.is_response && ex->awaiting.empty();
+  bool complete = response && ex->awaiting.empty();
   bool failed_init = complete && ex->initialize && protocol_version_.empty();
   if (ex->stream) {
     emit(*ex->stream, text);
@@ -128,12 +170,12 @@ void http_session::deliver(const std::string& text, const std::string& related) 
   } else if (!ex->connection) {
     // JSON mode and the client left: it has no event id to resume from, so notifications go to
     // the standalone stream; the response is lost with the POST.
-    if (!out.is_response)
+    if (!response)
       return emit(sse::standalone_stream, text);
     spdlog::info("{}: the client left before the response to {} was ready; dropped it", log_name_,
                  related);
     failed_init = ex->initialize;
-  } else if (!out.is_response) {
+  } else if (!response) {
     switch_to_stream(*ex);
     emit(*ex->stream, text);
   } else if (ex->batch) {
@@ -145,6 +187,31 @@ void http_session::deliver(const std::string& text, const std::string& related) 
   }
   if (failed_init && on_failed_init_)
     on_failed_init_(); // last: it removes this session
+}
+
+void http_session::cancel(const std::string& request_id) {
+  auto it = waiting_.find(request_id);
+  if (it == waiting_.end())
+    return;
+  auto ex = it->second;
+  waiting_.erase(it);
+  if (auto pos = std::find(ex->awaiting.begin(), ex->awaiting.end(), request_id);
+      pos != ex->awaiting.end())
+    ex->awaiting.erase(pos);
+  spdlog::debug("{}: request {} cancelled by the client", log_name_, request_id);
+  if (!ex->awaiting.empty())
+    return;
+  if (ex->stream) {
+    // The stream stays open without its response: a stream that ends without one makes clients
+    // resume it, over and over. It ends when the client drops it or the session ends.
+    log_.finish(*ex->stream);
+  } else if (ex->connection) {
+    if (ex->batch && !ex->gathered.empty())
+      reply_json(*ex, join_array(ex->gathered));
+    else // no response follows a cancelled request; the POST is answered without one
+      reply(std::exchange(ex->connection, nullptr),
+            http_response{beast_http::status::accepted, 11});
+  }
 }
 
 void http_session::reply(const http_connection_ptr& connection, http_response response) {
@@ -247,7 +314,10 @@ http_session::get_outcome http_session::open_get(const http_connection_ptr& conn
   connection->open_stream(std::move(header));
   for (const auto& [id, data] : replay.events)
     connection->stream(sse::frame(id, data));
-  if (replay.finished)
+  // A finished stream ends after its replay. With nothing to replay it stays open instead: the
+  // client has the response already, or the request was cancelled and no response will come;
+  // ending it would only make the client resume it again.
+  if (replay.finished && !replay.events.empty())
     connection->close_stream();
   else
     attach(last->stream, connection);

@@ -67,6 +67,11 @@ public:
   // GET /mcp: the standalone stream, or with `last` the resumption of the stream it names.
   get_outcome open_get(const http_connection_ptr& connection, std::optional<sse::event_id> last);
 
+  // The client cancelled a request (notifications/cancelled): no response will come. Its slot
+  // is free at once; a POST still waiting in JSON mode is answered 202 without a body, an SSE
+  // stream stays open (see cancel()).
+  void cancel(const std::string& request_id);
+
   // A message from the session actor (the output sink posts it here).
   void deliver(const std::string& text, const std::string& related);
 

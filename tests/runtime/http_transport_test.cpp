@@ -37,7 +37,7 @@ struct scripted_session_state {
 // initialize: echoes the requested version (or fails when params.fail is set); notify: sends
 // params.count progress notifications, then the result; hold: one notification, no answer yet;
 // release: finishes every held request (a notification and its result), then answers; broadcast:
-// a session-wide notification, then the result.
+// a session-wide notification, then the result; wait: nothing at all.
 mcp_session_actor::behavior_type
 scripted_session(mcp_session_actor::stateful_pointer<scripted_session_state> self,
                  output_sink out) {
@@ -66,6 +66,8 @@ scripted_session(mcp_session_actor::stateful_pointer<scripted_session_state> sel
           for (int i = 0; i < params.value("count", 1); ++i)
             progress(id, i);
           answer(id, {{"done", true}});
+        } else if (method == "wait") {
+          // never answered (until the client cancels it)
         } else if (method == "hold") {
           progress(id, 0);
           st.held.push_back(id);
@@ -410,6 +412,35 @@ CAF_TEST(limits are enforced with JSON - RPC errors) {
   CAF_CHECK_EQUAL(first.rest_of_stream().size(), 2u);
   CAF_CHECK(first.stream_done());
   CAF_CHECK_EQUAL(second.rest_of_stream().size(), 2u);
+}
+
+CAF_TEST(a cancelled request frees its slot and its POST) {
+  start();
+  auto session = initialize();
+  http_test_client quiet{port};
+  quiet.send("POST", "/mcp", post_headers(session), request(31, "wait"));
+  http_test_client streaming{port};
+  streaming.send("POST", "/mcp", post_headers(session), request(32, "hold"));
+  streaming.read_header();
+  streaming.next_event(); // priming
+  streaming.next_event(); // progress
+  CAF_CHECK_EQUAL(post(session, request(33, "notify")).result_int(), 429u);
+  auto cancel = [&](int id) {
+    return post(session, json{{"jsonrpc", "2.0"},
+                              {"method", "notifications/cancelled"},
+                              {"params", {{"requestId", id}, {"reason", "test"}}}}
+                             .dump());
+  };
+  CAF_CHECK_EQUAL(cancel(31).result_int(), 202u);
+  // The waiting POST is answered without a response: none follows a cancelled request.
+  auto answered = quiet.read();
+  CAF_CHECK_EQUAL(answered.result_int(), 202u);
+  CAF_CHECK(answered.body().empty());
+  CAF_CHECK_EQUAL(cancel(32).result_int(), 202u);
+  CAF_CHECK_EQUAL(cancel(99).result_int(), 202u); // unknown ids are ignored
+  // Both slots are free again.
+  CAF_CHECK_EQUAL(post(session, request(34, "notify", {{"count", 0}})).result_int(), 200u);
+  CAF_CHECK_EQUAL(post(session, request(35, "notify", {{"count", 0}})).result_int(), 200u);
 }
 
 CAF_TEST(malformed requests get precise statuses) {
