@@ -5,6 +5,7 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -86,6 +87,19 @@ void http_connection::do_read() {
   parser_.emplace();
   parser_->body_limit(settings_.max_body_bytes);
   stream_.expires_after(settings_.read_timeout);
+  beast_http::async_read_header(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&http_connection::on_read_header, shared_from_this()));
+}
+
+void http_connection::on_read_header(beast::error_code ec, size_t bytes) {
+  if (ec || phase_ == phase::closed)
+    return on_read(ec, bytes);
+  // curl and others wait for this before sending a body of more than 1 KiB.
+  if (beast::iequals(parser_->get()[beast_http::field::expect], "100-continue")) {
+    enqueue("HTTP/1.1 100 Continue\r\n\r\n");
+    stream_.expires_after(settings_.read_timeout); // the write keeps its own timeout
+  }
   beast_http::async_read(stream_, buffer_, *parser_,
                          beast::bind_front_handler(&http_connection::on_read, shared_from_this()));
 }

@@ -86,6 +86,7 @@ private:
   enum class phase { reading, pending, replying, streaming, closed };
 
   void do_read();
+  void on_read_header(boost::beast::error_code ec, size_t bytes);
   void on_read(boost::beast::error_code ec, size_t bytes);
   void do_watch();
   void on_watch(boost::beast::error_code ec, size_t bytes);

@@ -484,6 +484,17 @@ CAF_TEST(malformed requests get precise statuses) {
   CAF_CHECK_EQUAL(post(session, request(9, "notify", {{"count", 0}})).result_int(), 200u);
 }
 
+CAF_TEST(a client that expects 100 Continue gets it before the response) {
+  start();
+  auto session = initialize();
+  http_test_client client{port};
+  auto h = post_headers(session);
+  h["Expect"] = "100-continue";
+  client.send("POST", "/mcp", h, request(5, "notify", {{"count", 0}}));
+  CAF_CHECK_EQUAL(client.read().result_int(), 100u);
+  CAF_CHECK_EQUAL(client.read().result_int(), 200u);
+}
+
 CAF_TEST(batches are split and gathered only for protocol 2025-03-26) {
   start();
   auto old = initialize("2025-03-26");
