@@ -129,7 +129,16 @@ void http_connection::on_read(beast::error_code ec, size_t) {
   phase_ = phase::pending;
   auto request = parser_->release();
   keep_alive_ = request.keep_alive();
-  handler_(shared_from_this(), std::move(request));
+  try {
+    handler_(shared_from_this(), std::move(request));
+  } catch (const std::exception& e) {
+    // An exception must not leave the I/O thread, which serves every other connection too.
+    spdlog::error("http: internal error while handling a request: {}", e.what());
+    if (phase_ == phase::pending)
+      reply(error_reply_(beast_http::status::internal_server_error, 11));
+    else if (phase_ == phase::streaming)
+      close();
+  }
   if (busy() && !watching_)
     do_watch();
 }

@@ -61,8 +61,11 @@ void http_transport::impl::open() {
                       http_checks::transport_error,
                       fmt::format("Payload Too Large: the body exceeds max_body_bytes ({} bytes)",
                                   settings.max_body_bytes))
-                : http_checks::error_body(jsonrpc::parse_error,
-                                          "Bad Request: the request is not valid HTTP/1.1"));
+            : code == status::bad_request
+                ? http_checks::error_body(jsonrpc::parse_error,
+                                          "Bad Request: the request is not valid HTTP/1.1")
+                : http_checks::error_body(jsonrpc::internal_error,
+                                          "Internal Server Error: see the daemon's log"));
       });
 }
 

@@ -180,8 +180,16 @@ void http_transport::impl::create_session(const http_connection_ptr& connection,
   output_sink sink = [weak_session = std::weak_ptr<http_session>{session},
                       executor](std::string text, const std::string& related) {
     net::post(executor, [weak_session, text = std::move(text), related] {
-      if (auto target = weak_session.lock())
+      auto target = weak_session.lock();
+      if (!target)
+        return; // the session ended; its late messages have nowhere to go
+      try {
         target->deliver(text, related);
+      } catch (const std::exception& e) {
+        // It must not escape into the I/O thread, which serves every other session too.
+        spdlog::error("{}: internal error while routing a message: {}", target->log_name(),
+                      e.what());
+      }
     });
   };
   session->actor = spawn(session_settings{session->log_name(), "", agent}, std::move(sink));
