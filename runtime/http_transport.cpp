@@ -40,7 +40,7 @@ http_transport::impl::impl(net::io_context& io_context, http_transport_settings 
   // it in Host; it is as legitimate as a loopback name.
   auto address = settings.listen.address();
   if (!address.is_loopback() && !address.is_unspecified())
-    settings.allowed_hosts.push_back(address.is_v6() ? "[" + address.to_string() + "]"
+    settings.allowed_hosts.push_back(address.is_v6() ? fmt::format("[{}]", address.to_string())
                                                      : address.to_string());
 }
 

@@ -146,7 +146,7 @@ int run_serve(const serve_options& options) {
           fmt::format("cannot listen on {}: {}", config.http.listen, e.code().message()));
     }
     auto bound = http->local_endpoint();
-    auto host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+    auto host = bound.address().is_v6() ? fmt::format("[{}]", bound.address().to_string())
                                         : bound.address().to_string();
     // A fixed line on stderr, whatever the log level, so that scripts and tests find the port.
     std::fprintf(stderr, "listening on http://%s:%u/mcp\n", host.c_str(),
