@@ -224,6 +224,14 @@ std::string new_session_id() {
   return session_id_from(random);
 }
 
+std::string session_name(std::string_view id) {
+  auto digest = sha256(id);
+  std::string out = "http-";
+  for (size_t i = 0; i < 8; ++i)
+    fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
+  return out;
+}
+
 std::string error_body(int code, std::string_view message) {
   return jsonrpc::make_error(nullptr, code, message);
 }

@@ -56,6 +56,11 @@ std::string new_session_id();
 // The id spelled from given random bytes (what new_session_id does with the CSPRNG's output).
 std::string session_id_from(const std::array<uint8_t, 16>& random);
 
+// The name a session goes by in logs, audit records and session-scoped policy counters:
+// "http-" and 64 bits of the id's SHA-256. Unique for practical purposes (also across restarts,
+// where counters persist), and it gives nothing of the id away, which works like a password.
+std::string session_name(std::string_view id);
+
 // A JSON-RPC error response without an id, for a refused HTTP request.
 std::string error_body(int code, std::string_view message);
 

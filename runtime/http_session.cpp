@@ -3,7 +3,6 @@
 #include "runtime/http_checks.hpp"
 
 #include <boost/beast/http/field.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -101,7 +100,7 @@ http_response make_json_response(beast_http::status status, unsigned version, st
 http_session::http_session(std::string id, std::string agent, http_session_limits limits,
                            metrics::registry* metrics, std::function<void()> on_failed_init)
     : id_(std::move(id))
-    , log_name_(fmt::format("http-{}", id_.substr(0, 8)))
+    , log_name_(http_checks::session_name(id_))
     , agent_(std::move(agent))
     , limits_(limits)
     , metrics_(metrics)

@@ -43,7 +43,7 @@ public:
                metrics::registry* metrics, std::function<void()> on_failed_init);
 
   const std::string& id() const { return id_; }
-  // A short prefix of the id for logs: the whole id is a credential of sorts.
+  // The session's name in logs, audit records and policy counters (http_checks::session_name).
   const std::string& log_name() const { return log_name_; }
   const std::string& agent() const { return agent_; }
   const std::string& protocol_version() const { return protocol_version_; }

@@ -117,6 +117,16 @@ CAF_TEST(session ids are 128 random bits as visible ASCII) {
   CAF_CHECK_EQUAL(seen.size(), 100u);
 }
 
+CAF_TEST(session names are stable and unique and give nothing of the id away) {
+  auto id = std::string{"00112233445566778899aabbccddeeff"};
+  auto name = session_name(id);
+  CAF_CHECK_EQUAL(name.size(), 21u);
+  CAF_CHECK_EQUAL(name.substr(0, 5), "http-");
+  CAF_CHECK_EQUAL(name, session_name(id));
+  CAF_CHECK_NOT_EQUAL(name, session_name("00112233445566778899aabbccddeefe"));
+  CAF_CHECK(name.find("00112233") == std::string::npos);
+}
+
 CAF_TEST(only visible ASCII ids are looked up) {
   CAF_CHECK(plausible_session_id("abc-DEF_123"));
   CAF_CHECK(!plausible_session_id(""));
