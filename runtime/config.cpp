@@ -1,5 +1,6 @@
 #include "runtime/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -141,7 +142,134 @@ void read_engine_extras(const std::string& file, const YAML::Node& batch, engine
     out.seed = scalar<uint64_t>(file, batch["seed"], "batch.seed");
 }
 
+std::vector<std::string> string_list(const std::string& file, const YAML::Node& node,
+                                     std::string_view what) {
+  if (!node.IsSequence())
+    fail_at(file, node, fmt::format("{} must be a list of strings", what));
+  std::vector<std::string> out;
+  for (const auto& item : node)
+    out.push_back(scalar<std::string>(file, item, what));
+  return out;
+}
+
+// A secret read from a file: its first line, without the line break and surrounding blanks.
+std::string read_token_file(const std::string& file, const YAML::Node& node,
+                            const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    fail_at(file, node, fmt::format("token_file {}: cannot read the file", path));
+  std::string line;
+  std::getline(in, line);
+  auto first = line.find_first_not_of(" \t\r");
+  auto last = line.find_last_not_of(" \t\r");
+  return first == std::string::npos ? std::string{} : line.substr(first, last - first + 1);
+}
+
+http_token_config read_token(const std::string& file, const YAML::Node& node, size_t index) {
+  check_keys(file, node, "an http token", {"token", "token_env", "token_file", "agent"});
+  auto sources =
+      (node["token"] ? 1 : 0) + (node["token_env"] ? 1 : 0) + (node["token_file"] ? 1 : 0);
+  if (sources != 1)
+    fail_at(
+        file, node,
+        fmt::format("http.tokens[{}] needs exactly one of token, token_env and token_file", index));
+  if (!node["agent"])
+    fail_at(file, node,
+            fmt::format("http.tokens[{}] needs \"agent\", the name policies see", index));
+  http_token_config out;
+  out.agent = scalar<std::string>(file, node["agent"], "agent");
+  if (node["token"]) {
+    out.token = scalar<std::string>(file, node["token"], "token");
+    out.origin = fmt::format("http.tokens[{}] (token)", index);
+  } else if (node["token_env"]) {
+    auto name = scalar<std::string>(file, node["token_env"], "token_env");
+    const char* value = std::getenv(name.c_str());
+    out.token = value == nullptr ? "" : value;
+    out.origin = fmt::format("http.tokens[{}] (token_env {})", index, name);
+  } else {
+    auto path = scalar<std::string>(file, node["token_file"], "token_file");
+    out.token = read_token_file(file, node["token_file"], path);
+    out.origin = fmt::format("http.tokens[{}] (token_file {})", index, path);
+  }
+  if (out.token.empty())
+    fail_at(file, node, fmt::format("{}: the token is empty", out.origin));
+  if (out.token.find_first_of(" \t\r\n") != std::string::npos)
+    fail_at(file, node, fmt::format("{}: the token contains white space", out.origin));
+  if (out.agent.empty())
+    fail_at(file, node, fmt::format("http.tokens[{}]: agent is empty", index));
+  return out;
+}
+
+void read_http(const std::string& file, const YAML::Node& node, http_config& out) {
+  check_keys(file, node, "http",
+             {"listen", "allow_remote", "allowed_origins", "allowed_hosts", "session_idle_timeout",
+              "max_sessions", "max_body_bytes", "max_inflight_per_session", "sse_retry_ms",
+              "event_buffer", "tokens"});
+  if (node["listen"])
+    out.listen = scalar<std::string>(file, node["listen"], "http.listen");
+  if (node["allow_remote"])
+    out.allow_remote = scalar<bool>(file, node["allow_remote"], "http.allow_remote");
+  if (node["allowed_origins"])
+    out.allowed_origins = string_list(file, node["allowed_origins"], "http.allowed_origins");
+  if (node["allowed_hosts"])
+    out.allowed_hosts = string_list(file, node["allowed_hosts"], "http.allowed_hosts");
+  if (node["session_idle_timeout"])
+    out.session_idle_timeout =
+        duration_at(file, node["session_idle_timeout"], "http.session_idle_timeout");
+  if (node["max_sessions"])
+    out.max_sessions = positive_at(file, node["max_sessions"], "http.max_sessions");
+  if (node["max_body_bytes"])
+    out.max_body_bytes = positive_at(file, node["max_body_bytes"], "http.max_body_bytes");
+  if (node["max_inflight_per_session"])
+    out.max_inflight_per_session =
+        positive_at(file, node["max_inflight_per_session"], "http.max_inflight_per_session");
+  if (node["sse_retry_ms"])
+    out.sse_retry = milliseconds{positive_at(file, node["sse_retry_ms"], "http.sse_retry_ms")};
+  if (node["event_buffer"])
+    out.event_buffer = positive_at(file, node["event_buffer"], "http.event_buffer");
+  if (auto tokens = node["tokens"]) {
+    if (!tokens.IsSequence())
+      fail_at(file, tokens, "http.tokens must be a list of {token_env: NAME, agent: NAME} entries");
+    size_t index = 0;
+    for (const auto& entry : tokens)
+      out.tokens.push_back(read_token(file, entry, index++));
+  }
+  if (out.session_idle_timeout.count() == 0)
+    fail_at(file, node["session_idle_timeout"], "http.session_idle_timeout must be positive");
+}
+
 } // namespace
+
+listen_address parse_listen_address(std::string_view text) {
+  auto fail = [&](std::string_view why) {
+    throw config_error(fmt::format("listen address \"{}\": {}", text, why));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
+    fail("expected HOST:PORT, e.g. 127.0.0.1:8787");
+  auto host = text.substr(0, colon);
+  auto port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
+      port > 65535)
+    fail("the port must be 0..65535 (0 picks a free one)");
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  listen_address out;
+  out.port = static_cast<uint16_t>(port);
+  if (host == "localhost") {
+    out.ip = "127.0.0.1";
+    return out;
+  }
+  boost::system::error_code error;
+  auto address = boost::asio::ip::make_address(std::string{host}, error);
+  if (error)
+    fail("the host must be an IP address or localhost");
+  out.ip = address.to_string();
+  out.loopback = address.is_loopback();
+  return out;
+}
 
 milliseconds parse_duration(std::string_view text) {
   long long value = 0;
@@ -191,7 +319,7 @@ daemon_config load_config_file(const std::string& path) {
     return config; // an empty file means all defaults
   check_keys(path, root, "the top level",
              {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
-              "policy", "audit_log", "state_dir", "guards"});
+              "policy", "audit_log", "state_dir", "guards", "http"});
   if (root["shutdown_grace"])
     config.engine.shutdown_grace = duration_at(path, root["shutdown_grace"], "shutdown_grace");
   if (root["log_format"])
@@ -211,6 +339,8 @@ daemon_config load_config_file(const std::string& path) {
       config.engine.redact_secrets =
           scalar<bool>(path, guards["redact_secrets"], "guards.redact_secrets");
   }
+  if (root["http"])
+    read_http(path, root["http"], config.http);
   if (root["state_dir"])
     config.state_dir = scalar<std::string>(path, root["state_dir"], "state_dir");
   if (root["audit_log"])
@@ -313,6 +443,16 @@ void finalize_config(daemon_config& config) {
   }
   if (config.state_dir.empty())
     config.state_dir = default_state_dir();
+  if (!config.http.listen.empty()) {
+    auto address = parse_listen_address(config.http.listen);
+    if (!address.loopback && !config.http.allow_remote)
+      throw config_error(fmt::format(
+          "listen address {}: not a loopback address; serving MCP beyond this machine needs "
+          "--allow-remote (http.allow_remote: true), and bearer tokens (http.tokens)",
+          config.http.listen));
+  }
+  if (!config.stdio && config.http.listen.empty())
+    config.stdio = true; // stdio stays the default transport
   if (config.engine.batch_timeout < config.engine.task_timeout)
     config.engine.batch_timeout = config.engine.task_timeout;
 }

@@ -31,7 +31,40 @@ struct backend_config {
   http_timeouts timeouts;
 };
 
+// One bearer token of the HTTP transport and the agent it authenticates.
+struct http_token_config {
+  std::string token;  // the secret itself, resolved from token, token_env or token_file
+  std::string agent;  // the identity policy scopes see
+  std::string origin; // where it came from, for messages: "tokens[0] (token_env OFFLOAD_T)"
+};
+
+struct http_config {
+  std::string listen;        // HOST:PORT; empty: HTTP off
+  bool allow_remote = false; // binding to a non-loopback address needs this
+  std::vector<std::string> allowed_origins;
+  std::vector<std::string> allowed_hosts;
+  std::chrono::milliseconds session_idle_timeout = defaults::http_session_idle_timeout;
+  size_t max_sessions = defaults::http_max_sessions;
+  size_t max_body_bytes = defaults::http_max_body_bytes;
+  size_t max_inflight_per_session = defaults::http_max_inflight_per_session;
+  std::chrono::milliseconds sse_retry = defaults::http_sse_retry;
+  size_t event_buffer = defaults::http_event_buffer;
+  std::vector<http_token_config> tokens;
+};
+
+// A listen address as given ("127.0.0.1:8787", "[::1]:0", "localhost:8787"), resolved.
+struct listen_address {
+  std::string ip; // "127.0.0.1", "::1"
+  uint16_t port = 0;
+  bool loopback = true;
+};
+
+// Parses HOST:PORT where HOST is an IP address or "localhost"; throws config_error.
+listen_address parse_listen_address(std::string_view text);
+
 struct daemon_config {
+  bool stdio = false; // serve MCP on stdin/stdout (the default when no transport is chosen)
+  http_config http;
   std::vector<backend_config> backends;
   engine_settings engine;
   std::string log_level = "info";

@@ -73,6 +73,29 @@ inline constexpr size_t tools_page_size = 50;
 // Largest JSON-RPC message accepted on stdio; larger lines are rejected, not buffered forever.
 inline constexpr size_t max_message_bytes = 4 * 1024 * 1024;
 
+// Streamable HTTP. An agent silent for half an hour has most likely gone without DELETE; one idle
+// session costs little, but kept forever they add up.
+inline constexpr auto http_session_idle_timeout = 30min;
+// Plenty for a team's agents, and a bound on what a runaway client can make the daemon hold.
+inline constexpr size_t http_max_sessions = 1024;
+// The same bound as one stdio message.
+inline constexpr size_t http_max_body_bytes = max_message_bytes;
+// An agent rarely runs more than a few batches at once; 32 leaves room without letting one
+// session fill the backends' queues.
+inline constexpr size_t http_max_inflight_per_session = 32;
+// How long a client waits before resuming a broken SSE stream (the SDKs' own default is 1 s).
+inline constexpr auto http_sse_retry = 1000ms;
+// Events kept per session for Last-Event-ID replay. Streams only break on a network hiccup, and
+// a resume comes a retry interval later; 256 events (and at most 4 MiB, a few large batch
+// results) cover that with a wide margin.
+inline constexpr size_t http_event_buffer = 256;
+inline constexpr size_t http_event_buffer_bytes = 4 * 1024 * 1024;
+// Reading one request, and how long a kept-alive connection may sit idle; clients reconnect
+// cheaply on loopback.
+inline constexpr auto http_read_timeout = 60s;
+// A client that reads nothing of a response or stream for this long is gone.
+inline constexpr auto http_write_timeout = 30s;
+
 // -- policy --------------------------------------------------------------------------------------
 
 // How often the policy file is checked for changes; cheap (one stat), and an edit is in force

@@ -31,6 +31,8 @@ struct serve_flags {
   std::string audit_log;
   std::string state_dir;
   bool stdio = false;
+  std::string http;
+  bool allow_remote = false;
 };
 
 serve_options build_serve_options(const serve_flags& flags) {
@@ -67,6 +69,11 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.audit_log = flags.audit_log;
   if (!flags.state_dir.empty())
     config.state_dir = flags.state_dir;
+  config.stdio = flags.stdio;
+  if (!flags.http.empty())
+    config.http.listen = flags.http;
+  if (flags.allow_remote)
+    config.http.allow_remote = true;
   finalize_config(config);
   return options;
 }
@@ -143,7 +150,13 @@ int main(int argc, char** argv) {
 
   serve_flags flags;
   auto* serve = app.add_subcommand("serve", "Run the MCP server");
-  serve->add_flag("--stdio", flags.stdio, "Serve MCP over stdin/stdout (the default)");
+  serve->add_flag("--stdio", flags.stdio,
+                  "Serve MCP over stdin/stdout (the default when no --http is given)");
+  serve->add_option("--http", flags.http,
+                    "Serve MCP over Streamable HTTP at HOST:PORT, endpoint /mcp (port 0 picks a "
+                    "free one; the bound address is printed on stderr)");
+  serve->add_flag("--allow-remote", flags.allow_remote,
+                  "Allow --http on a non-loopback address (configure bearer tokens too)");
   serve->add_option("--config", flags.config_file, "YAML configuration file")
       ->check(CLI::ExistingFile);
   serve->add_option("--backend", flags.backends,

@@ -1,5 +1,7 @@
 #include "runtime/serve.hpp"
 
+#include "runtime/http_transport.hpp"
+#include "runtime/metrics.hpp"
 #include "runtime/policy_watcher.hpp"
 #include "runtime/stdio_transport.hpp"
 
@@ -11,8 +13,12 @@
 #include <caf/scoped_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -30,6 +36,54 @@ public:
     set("logger.console-verbosity", caf::atom("quiet"));
   }
 };
+
+// Set once by whatever ends the daemon (a signal, the stdio client leaving); main waits for it.
+class stop_latch {
+public:
+  void request() {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      requested_ = true;
+    }
+    wake_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    wake_.wait(lock, [this] { return requested_; });
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool requested_ = false;
+};
+
+http_transport_settings make_http_settings(const http_config& http) {
+  auto address = parse_listen_address(http.listen);
+  http_transport_settings out;
+  out.listen = {asio::ip::make_address(address.ip), address.port};
+  out.allowed_origins = http.allowed_origins;
+  out.allowed_hosts = http.allowed_hosts;
+  out.session_idle_timeout = http.session_idle_timeout;
+  out.max_sessions = http.max_sessions;
+  out.max_body_bytes = http.max_body_bytes;
+  out.max_inflight_per_session = http.max_inflight_per_session;
+  out.sse_retry = http.sse_retry;
+  out.event_buffer = http.event_buffer;
+  out.event_buffer_bytes = defaults::http_event_buffer_bytes;
+  out.read_timeout = defaults::http_read_timeout;
+  out.write_timeout = defaults::http_write_timeout;
+  auto tokens = std::make_shared<http_checks::token_table>();
+  for (const auto& entry : http.tokens) {
+    try {
+      tokens->add(entry.token, entry.agent);
+    } catch (const std::invalid_argument& e) {
+      throw config_error(entry.origin + ": " + e.what());
+    }
+  }
+  out.tokens = std::move(tokens);
+  return out;
+}
 
 } // namespace
 
@@ -55,6 +109,55 @@ int run_serve(const serve_options& options) {
 
   offload_actor_config actor_config;
   caf::actor_system sys{actor_config};
+
+  // One thread runs every socket; actors reach it only by posting. It starts once nothing can
+  // fail any more, so that a failed start-up has no thread to join.
+  asio::io_context io{1};
+  auto work = asio::make_work_guard(io);
+  auto metrics = std::make_shared<metrics::registry>([&] {
+    std::vector<std::string> names;
+    for (const auto& b : config.backends)
+      names.push_back(b.name);
+    return names;
+  }());
+  // What the HTTP transport's sessions need; set below, before the transport accepts anything.
+  router_actor router;
+  engine_settings_ptr engine;
+  // The policy sessions start with; a reload replaces its snapshot (on the I/O thread, where the
+  // HTTP transport spawns its sessions too).
+  policy_context current_policy;
+  stop_latch latch;
+
+  // Bound before any actor exists, so that a taken port ends the start-up cleanly.
+  std::optional<http_transport> http;
+  if (!config.http.listen.empty()) {
+    auto settings = make_http_settings(config.http);
+    bool authenticated = !settings.tokens->empty();
+    auto spawn_session = [&sys, &router, &engine, &current_policy](session_settings session,
+                                                                   output_sink sink) {
+      session.server_version = version_string;
+      return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
+                               current_policy);
+    };
+    try {
+      http.emplace(io, std::move(settings), spawn_session, metrics);
+    } catch (const std::system_error& e) {
+      throw config_error(
+          fmt::format("cannot listen on {}: {}", config.http.listen, e.code().message()));
+    }
+    auto bound = http->local_endpoint();
+    auto host = bound.address().is_v6() ? fmt::format("[{}]", bound.address().to_string())
+                                        : bound.address().to_string();
+    // A fixed line on stderr, whatever the log level, so that scripts and tests find the port.
+    std::fprintf(stderr, "listening on http://%s:%u/mcp\n", host.c_str(),
+                 static_cast<unsigned>(bound.port()));
+    std::fflush(stderr);
+    if (!bound.address().is_loopback() && !authenticated)
+      spdlog::warn("http: serving {} beyond this machine without authentication: anyone who "
+                   "can reach it can use the backends; configure http.tokens",
+                   config.http.listen);
+  }
+
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
   counter_store_actor counters;
   if (policy_snapshot) {
@@ -73,11 +176,6 @@ int run_serve(const serve_options& options) {
     spdlog::info("auditing tools/call decisions to {}", config.audit_log);
   }
 
-  // One thread runs every socket; actors reach it only by posting.
-  asio::io_context io{1};
-  auto work = asio::make_work_guard(io);
-  std::thread io_thread{[&io] { io.run(); }};
-
   std::vector<backend_spec> backends;
   for (const auto& b : config.backends) {
     // finalize_config has checked the kind.
@@ -93,10 +191,9 @@ int run_serve(const serve_options& options) {
     spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
                  b.target.display(), b.max_concurrency);
   }
-  auto router = spawn_router(sys, std::move(backends));
-  auto engine = std::make_shared<const engine_settings>(config.engine);
+  router = spawn_router(sys, std::move(backends));
+  engine = std::make_shared<const engine_settings>(config.engine);
 
-  stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};
   policy_context policy;
   policy.audit = audit;
   if (policy_snapshot) {
@@ -104,41 +201,69 @@ int run_serve(const serve_options& options) {
     policy.now = [] { return std::chrono::system_clock::now(); };
     policy.registry = spawn_bucket_registry(sys, policy.now, counters);
   }
-  auto session = spawn_mcp_session(sys, {"stdio", version_string, ""}, transport.sink(), router,
-                                   engine, policy);
+  current_policy = policy;
+
+  std::optional<stdio_transport> stdio;
+  mcp_session_actor stdio_session;
+  if (config.stdio) {
+    stdio.emplace(STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes);
+    stdio_session = spawn_mcp_session(sys, {"stdio", version_string, ""}, stdio->sink(), router,
+                                      engine, policy);
+    metrics->sessions(metrics::transport_kind::stdio).add();
+    // The stdio client leaving (EOF, its calls done) ends the daemon, HTTP included: it was
+    // started for that client.
+    caf::actor_cast<caf::strong_actor_ptr>(stdio_session)->get()->attach_functor([&latch] {
+      latch.request();
+    });
+  }
 
   asio::signal_set signals{io, SIGINT, SIGTERM};
-  // The first signal cancels running calls, which still answer (their unfinished tasks as
-  // `cancelled`); a second one stops at once.
-  std::function<void()> await_signal;
-  bool signalled = false;
-  await_signal = [&] {
-    signals.async_wait([&, session](boost::system::error_code ec, int signal) {
+  // The first signal drains: sessions take no new calls, and running ones may finish within the
+  // grace period before they are cancelled (they still answer, unfinished tasks `cancelled`). A
+  // second signal cancels at once. Handlers run on the I/O thread, where HTTP sessions live.
+  int signals_seen = 0;
+  auto shutdown_sessions = [&] {
+    if (stdio_session)
+      caf::anon_send(stdio_session, shutdown_atom_v);
+    if (http)
+      http->for_each_session(
+          [](const mcp_session_actor& session) { caf::anon_send(session, shutdown_atom_v); });
+  };
+  std::function<void()> await_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int signal) {
       if (ec)
         return;
-      if (!signalled) {
-        signalled = true;
-        spdlog::info("received signal {}; cancelling running calls and shutting down", signal);
-        caf::anon_send(session, shutdown_atom_v);
-        await_signal();
-        return;
+      if (++signals_seen == 1) {
+        spdlog::info("received signal {}; draining: running calls may finish within {} ms", signal,
+                     config.engine.shutdown_grace.count());
+        latch.request();
+      } else {
+        spdlog::warn("received signal {} again; cancelling running calls now", signal);
+        shutdown_sessions();
       }
-      spdlog::warn("received signal {} again; stopping now", signal);
-      caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+      await_signal();
     });
   };
   await_signal();
 
-  spdlog::info("offload {} serving MCP on stdio (default model {})", version_string,
+  spdlog::info("offload {} serving MCP on {} (default model {})", version_string,
+               config.stdio && http ? "stdio and HTTP"
+               : http               ? "HTTP"
+                                    : "stdio",
                config.engine.default_model);
   // Reloads swap the snapshot for calls from then on; running calls keep the one they started
   // with. A daemon started without a policy has nothing to reload.
   std::optional<policy_watcher> watcher;
   if (policy_snapshot) {
-    watcher.emplace(io, config.policy_file, defaults::policy_poll_interval,
-                    [session](policy_ptr fresh) {
-                      caf::anon_send(session, new_policy_atom_v, std::move(fresh));
-                    });
+    watcher.emplace(io, config.policy_file, defaults::policy_poll_interval, [&](policy_ptr fresh) {
+      current_policy.policy = fresh;
+      if (stdio_session)
+        caf::anon_send(stdio_session, new_policy_atom_v, fresh);
+      if (http)
+        http->for_each_session([&](const mcp_session_actor& session) {
+          caf::anon_send(session, new_policy_atom_v, fresh);
+        });
+    });
     asio::post(io, [&watcher] { watcher->start(); });
   }
   // SIGHUP must never end the daemon (its default action), even with nothing to reload.
@@ -155,10 +280,57 @@ int run_serve(const serve_options& options) {
     hangup.add(SIGHUP);
     asio::post(io, ignore_hangup);
   }
-  transport.start(session);
+  std::thread io_thread{[&io] { io.run(); }};
+  if (http)
+    asio::post(io, [&http] {
+      http->start();
+      http->set_health(health_state::ready);
+    });
+  if (stdio)
+    stdio->start(stdio_session);
+
+  latch.wait();
+
+  // Shutdown: stop accepting and end the HTTP sessions (their streams close), end the stdio
+  // session, wait for every session actor, then tear the engine down as before.
   caf::scoped_actor self{sys};
-  self->wait_for(session);
-  transport.stop();
+  // Drain: no new HTTP sessions, every session told to shut down (it quits once its calls have
+  // answered, cancelling them when the grace period ends); then stop the transports and tear
+  // the engine down.
+  if (http)
+    http->set_health(health_state::draining);
+  {
+    std::promise<void> told;
+    auto done = told.get_future();
+    asio::post(io, [&] {
+      shutdown_sessions();
+      told.set_value();
+    });
+    done.wait();
+  }
+  if (stdio_session) {
+    self->wait_for(stdio_session);
+    stdio->stop();
+    metrics->sessions(metrics::transport_kind::stdio).sub();
+  }
+  std::vector<mcp_session_actor> http_sessions;
+  if (http) {
+    std::promise<std::vector<mcp_session_actor>> live;
+    auto sessions = live.get_future();
+    asio::post(io, [&] {
+      std::vector<mcp_session_actor> all;
+      http->for_each_session([&](const mcp_session_actor& session) { all.push_back(session); });
+      live.set_value(std::move(all));
+    });
+    for (auto& session : sessions.get())
+      self->wait_for(session);
+    std::promise<std::vector<mcp_session_actor>> stopped;
+    auto ended = stopped.get_future();
+    asio::post(io, [&] { stopped.set_value(http->stop()); });
+    http_sessions = ended.get();
+  }
+  for (auto& session : http_sessions)
+    self->wait_for(session);
   // The backends own sockets of `io`: they must be gone before the io_context is. The router
   // stops them and quits only once they are gone.
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);

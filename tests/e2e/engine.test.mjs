@@ -151,17 +151,31 @@ test('cancelling mid-batch aborts the requests at the LLM and the server keeps s
     assert.equal(after.structuredContent.tasks[0].status, 'ok');
   }));
 
-test('SIGTERM answers a running call with its finished tasks and the rest cancelled', { timeout: TEST_TIMEOUT_MS }, () => {
-  return (async () => {
-    const own = await startServer({ fake });
-    await withLogs([own, fake], async () => {
-      const call = own.callTool('batch_offload', { tasks: [{ task: 'done' }, { task: 'slow [[fault=hang]]' }] });
-      await waitFor('the hanging request to reach the fake', async () => (await fake.stats()).in_flight >= 1);
-      process.kill(own.pid, 'SIGTERM');
-      const result = await call;
-      assert.deepEqual(result.structuredContent.tasks.map((t) => t.status), ['ok', 'cancelled']);
-      assert.equal(result.structuredContent.tasks[1].error.code, 'cancelled');
-    });
-    await own.kill();
-  })();
+test('SIGTERM drains: a running call finishes within the grace period, then the daemon exits 0', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const config = path.join(dir, 'grace.yaml');
+  writeFileSync(config, 'shutdown_grace: 10s\n');
+  const own = await startServer({ fake, args: ['--config', config] });
+  await withLogs([own, fake], async () => {
+    const call = own.callTool('batch_offload', { tasks: [{ task: 'a' }, { task: 'slow [[latency=800]]' }] });
+    await waitFor('the slow request to reach the fake', async () => (await fake.stats()).in_flight >= 1);
+    process.kill(own.pid, 'SIGTERM');
+    const result = await call;
+    assert.deepEqual(result.structuredContent.tasks.map((t) => t.status), ['ok', 'ok']);
+  });
+  await own.kill();
+});
+
+test('after the grace period the rest is cancelled and still answered', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const config = path.join(dir, 'short-grace.yaml');
+  writeFileSync(config, 'shutdown_grace: 300ms\n');
+  const own = await startServer({ fake, args: ['--config', config] });
+  await withLogs([own, fake], async () => {
+    const call = own.callTool('batch_offload', { tasks: [{ task: 'done' }, { task: 'slow [[fault=hang]]' }] });
+    await waitFor('the hanging request to reach the fake', async () => (await fake.stats()).in_flight >= 1);
+    process.kill(own.pid, 'SIGTERM');
+    const result = await call;
+    assert.deepEqual(result.structuredContent.tasks.map((t) => t.status), ['ok', 'cancelled']);
+    assert.equal(result.structuredContent.tasks[1].error.code, 'cancelled');
+  });
+  await own.kill();
 });

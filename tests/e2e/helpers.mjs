@@ -472,3 +472,99 @@ export async function startRawServer({ fake, args = [] }) {
     },
   };
 }
+
+// ---- the MCP server over Streamable HTTP ---------------------------------------------------------
+
+// Starts `offload serve --http 127.0.0.1:0 --backend ollama=<fake> ...args` and waits for its
+// "listening on http://127.0.0.1:PORT/mcp" line on stderr. `env` is added to the environment.
+export async function startHttpServer({ fake, args = [], env = {} } = {}) {
+  assertBinary();
+  const argv = ['serve', '--http', '127.0.0.1:0', ...(fake ? ['--backend', `ollama=${fake.url}`] : []), ...args];
+  if (SERVE_LOG_LEVEL) argv.push('--log-level', SERVE_LOG_LEVEL);
+  // stdin stays an open pipe that nobody writes: without --stdio the server must not read it.
+  const child = spawn(OFFLOAD_BIN, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  live.add(child);
+  const exited = exitPromise(child);
+  exited.then(() => live.delete(child));
+  const stderr = new LogTail();
+  const stdout = new LogTail();
+  child.stdout.on('data', (c) => stdout.append(c));
+  const describe = () =>
+    `offload ${argv.join(' ')} (pid ${child.pid})\n--- stderr ---\n${stderr}` +
+    (String(stdout) ? `\n--- stdout (must stay empty) ---\n${stdout}` : '') +
+    (fake ? `\n--- fake LLM ---\n${fake.logs()}` : '');
+
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`offload serve --http did not print its address within ${START_TIMEOUT_MS} ms\n${describe()}`));
+    }, START_TIMEOUT_MS);
+    readline.createInterface({ input: child.stderr }).on('line', (line) => {
+      stderr.append(`${line}\n`);
+      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`could not start offload serve --http: ${err.message}\n${describe()}`));
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`offload serve --http exited early (code ${code}, signal ${signal})\n${describe()}`));
+    });
+  }).catch(async (err) => {
+    await stopChild(child, exited);
+    throw err;
+  });
+
+  return {
+    url,
+    base: url.replace(/\/mcp$/, ''),
+    pid: child.pid,
+    stdout: () => String(stdout),
+    logs: describe,
+    // SIGTERM, then the exit status ({ code, signal, timedOut }).
+    async stop() {
+      killByPid(child, 'SIGTERM');
+      try {
+        return await withTimeout(exited, EXIT_TIMEOUT_MS, 'exit after SIGTERM');
+      } catch {
+        await stopChild(child, exited);
+        return { code: null, signal: null, timedOut: true };
+      }
+    },
+    async kill() {
+      await stopChild(child, exited);
+    },
+  };
+}
+
+// One HTTP request with full control of the headers (fetch cannot set Host). Resolves with
+// { status, headers, body } once the response is complete.
+export function rawHttp(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const req = http.request(
+      url,
+      {
+        method,
+        agent: false,
+        headers: { Connection: 'close', ...(payload ? { 'Content-Length': payload.length } : {}), ...headers },
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

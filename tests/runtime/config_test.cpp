@@ -4,10 +4,19 @@
 #include "runtime/config.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 using namespace offload;
 using std::chrono::milliseconds;
+
+// CAF 0.17 has no CAF_CHECK_MESSAGE: a check that also says which case failed.
+#define CHECK_CASE(condition, what)                                                                \
+  do {                                                                                             \
+    if (!(condition))                                                                              \
+      CAF_ERROR("failed for: " << what);                                                           \
+    CAF_CHECK(condition);                                                                          \
+  } while (false)
 
 namespace {
 
@@ -165,6 +174,129 @@ CAF_TEST(the shipped default config loads and matches the built - in defaults) {
   CAF_CHECK_EQUAL(config.backends[0].target.display(), builtin.backends[0].target.display());
   CAF_CHECK_EQUAL(config.backends[0].max_concurrency, builtin.backends[0].max_concurrency);
   CAF_CHECK(config.backends[0].timeouts.first_token == builtin.backends[0].timeouts.first_token);
+  CAF_CHECK_EQUAL(config.http.listen, builtin.http.listen);
+  CAF_CHECK(config.http.session_idle_timeout == builtin.http.session_idle_timeout);
+  CAF_CHECK_EQUAL(config.http.max_sessions, builtin.http.max_sessions);
+  CAF_CHECK_EQUAL(config.http.max_body_bytes, builtin.http.max_body_bytes);
+  CAF_CHECK_EQUAL(config.http.max_inflight_per_session, builtin.http.max_inflight_per_session);
+  CAF_CHECK(config.http.sse_retry == builtin.http.sse_retry);
+  CAF_CHECK_EQUAL(config.http.event_buffer, builtin.http.event_buffer);
+  CAF_CHECK(config.http.tokens.empty());
+}
+
+CAF_TEST(the http section is read with every key) {
+  ::setenv("OFFLOAD_TEST_TOKEN", "token-from-the-environment", 1);
+  temp_yaml secret{"token-from-a-file\n"};
+  temp_yaml file{R"(http:
+  listen: 127.0.0.1:8787
+  allowed_origins: [https://app.example.com]
+  allowed_hosts: [gpu-box]
+  session_idle_timeout: 5m
+  max_sessions: 10
+  max_body_bytes: 65536
+  max_inflight_per_session: 3
+  sse_retry_ms: 250
+  event_buffer: 64
+  tokens:
+    - token: token-written-inline
+      agent: alice
+    - token_env: OFFLOAD_TEST_TOKEN
+      agent: bob
+    - token_file: )" +
+                 secret.path + R"(
+      agent: carol
+)"};
+  auto config = load_config_file(file.path);
+  finalize_config(config);
+  const auto& http = config.http;
+  CAF_CHECK_EQUAL(http.listen, "127.0.0.1:8787");
+  CAF_CHECK(!config.stdio); // an HTTP listener replaces the default transport
+  CAF_CHECK_EQUAL(http.allowed_origins, std::vector<std::string>{"https://app.example.com"});
+  CAF_CHECK_EQUAL(http.allowed_hosts, std::vector<std::string>{"gpu-box"});
+  CAF_CHECK(http.session_idle_timeout == milliseconds{300000});
+  CAF_CHECK_EQUAL(http.max_sessions, 10u);
+  CAF_CHECK_EQUAL(http.max_body_bytes, 65536u);
+  CAF_CHECK_EQUAL(http.max_inflight_per_session, 3u);
+  CAF_CHECK(http.sse_retry == milliseconds{250});
+  CAF_CHECK_EQUAL(http.event_buffer, 64u);
+  CAF_REQUIRE_EQUAL(http.tokens.size(), 3u);
+  CAF_CHECK_EQUAL(http.tokens[0].token, "token-written-inline");
+  CAF_CHECK_EQUAL(http.tokens[0].agent, "alice");
+  CAF_CHECK_EQUAL(http.tokens[1].token, "token-from-the-environment");
+  CAF_CHECK_EQUAL(http.tokens[1].agent, "bob");
+  CAF_CHECK_EQUAL(http.tokens[2].token, "token-from-a-file");
+  CAF_CHECK_EQUAL(http.tokens[2].agent, "carol");
+  ::unsetenv("OFFLOAD_TEST_TOKEN");
+}
+
+CAF_TEST(stdio stays the default transport) {
+  daemon_config config;
+  finalize_config(config);
+  CAF_CHECK(config.stdio);
+  CAF_CHECK(config.http.listen.empty());
+  daemon_config both;
+  both.stdio = true;
+  both.http.listen = "127.0.0.1:0";
+  finalize_config(both);
+  CAF_CHECK(both.stdio);
+}
+
+CAF_TEST(http token errors name the entry but never the token) {
+  ::unsetenv("OFFLOAD_TEST_UNSET");
+  auto missing_env = load_error("http:\n  tokens:\n    - token_env: OFFLOAD_TEST_UNSET\n"
+                                "      agent: a\n");
+  CAF_CHECK_NOT_EQUAL(missing_env.find("OFFLOAD_TEST_UNSET"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(missing_env.find("empty"), std::string::npos);
+  auto two_sources = load_error("http:\n  tokens:\n    - token: abc\n      token_env: X\n"
+                                "      agent: a\n");
+  CAF_CHECK_NOT_EQUAL(two_sources.find("exactly one"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(two_sources.find(":3:"), std::string::npos);
+  auto no_agent = load_error("http:\n  tokens:\n    - token: sekrit-value\n");
+  CAF_CHECK_NOT_EQUAL(no_agent.find("agent"), std::string::npos);
+  CAF_CHECK_EQUAL(no_agent.find("sekrit-value"), std::string::npos);
+  auto spaces = load_error("http:\n  tokens:\n    - token: \"has space\"\n      agent: a\n");
+  CAF_CHECK_NOT_EQUAL(spaces.find("white space"), std::string::npos);
+  CAF_CHECK_EQUAL(spaces.find("has space"), std::string::npos);
+  auto unreadable = load_error("http:\n  tokens:\n    - token_file: /nonexistent/offload-token\n"
+                               "      agent: a\n");
+  CAF_CHECK_NOT_EQUAL(unreadable.find("cannot read"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("http:\n  lisen: 127.0.0.1:1\n").find("lisen"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("http:\n  max_sessions: 0\n").find("at least 1"),
+                      std::string::npos);
+}
+
+CAF_TEST(listen addresses are loopback unless remote access is allowed) {
+  auto local = parse_listen_address("127.0.0.1:8787");
+  CAF_CHECK_EQUAL(local.ip, "127.0.0.1");
+  CAF_CHECK_EQUAL(local.port, 8787);
+  CAF_CHECK(local.loopback);
+  CAF_CHECK(parse_listen_address("localhost:0").loopback);
+  auto v6 = parse_listen_address("[::1]:9");
+  CAF_CHECK_EQUAL(v6.ip, "::1");
+  CAF_CHECK(v6.loopback);
+  CAF_CHECK(!parse_listen_address("0.0.0.0:8787").loopback);
+  for (auto bad :
+       {"8787", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000", "example.com:80", "127.0.0.1:x"}) {
+    bool threw = false;
+    try {
+      parse_listen_address(bad);
+    } catch (const config_error&) {
+      threw = true;
+    }
+    CHECK_CASE(threw, "accepted " << bad);
+  }
+  daemon_config remote;
+  remote.http.listen = "0.0.0.0:8787";
+  std::string error;
+  try {
+    finalize_config(remote);
+  } catch (const config_error& e) {
+    error = e.what();
+  }
+  CAF_CHECK_NOT_EQUAL(error.find("--allow-remote"), std::string::npos);
+  remote.http.allow_remote = true;
+  finalize_config(remote);
+  CAF_CHECK(!remote.stdio);
 }
 
 CAF_TEST(openai backends are accepted from files and flags) {

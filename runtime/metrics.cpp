@@ -1,0 +1,143 @@
+#include "runtime/metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace offload::metrics {
+
+namespace {
+
+constexpr std::array<std::string_view, 2> transport_names = {"stdio", "http"};
+
+// Label values are configuration text (backend names): escape what the format reserves.
+std::string escape_label(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+} // namespace
+
+void histogram::observe(std::chrono::nanoseconds elapsed) noexcept {
+  observe_seconds(std::chrono::duration<double>(elapsed).count());
+}
+
+void histogram::observe_seconds(double seconds) noexcept {
+  if (!(seconds >= 0))
+    seconds = 0; // a clock step backwards, or NaN: count it in the lowest bucket
+  size_t slot = 0;
+  while (slot < bounds.size() && seconds > bounds[slot])
+    ++slot;
+  buckets_[slot].fetch_add(1, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
+histogram::reading histogram::read() const noexcept {
+  reading out;
+  uint64_t running = 0;
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    running += buckets_[i].load(std::memory_order_relaxed);
+    out.cumulative[i] = running;
+  }
+  out.sum_seconds = static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) / 1e6;
+  return out;
+}
+
+registry::registry(const std::vector<std::string>& backends) {
+  for (const auto& name : backends) {
+    auto entry = std::make_unique<backend_metrics>();
+    entry->name = name;
+    backends_.push_back(std::move(entry));
+  }
+}
+
+gauge& registry::sessions(transport_kind transport) noexcept {
+  return sessions_[static_cast<size_t>(transport)];
+}
+
+counter& registry::tasks(errc outcome) noexcept {
+  return tasks_[static_cast<size_t>(outcome)];
+}
+
+backend_metrics* registry::backend(std::string_view name) noexcept {
+  for (auto& entry : backends_)
+    if (entry->name == name)
+      return entry.get();
+  return nullptr;
+}
+
+counter& registry::http_requests(unsigned status) noexcept {
+  for (size_t i = 0; i < http_codes.size(); ++i)
+    if (http_codes[i] == status)
+      return http_requests_[i];
+  return http_requests_.back();
+}
+
+std::string registry::render() const {
+  std::string out;
+  auto it = std::back_inserter(out);
+
+  header(out, "offload_sessions", "gauge", "Connected MCP sessions by transport.");
+  for (size_t i = 0; i < transport_names.size(); ++i)
+    fmt::format_to(it, "offload_sessions{{transport=\"{}\"}} {}\n", transport_names[i],
+                   sessions_[i].value());
+
+  header(out, "offload_inflight_calls", "gauge", "tools/call requests still running.");
+  fmt::format_to(it, "offload_inflight_calls {}\n", inflight_calls_.value());
+
+  header(out, "offload_tasks_total", "counter",
+         "Finished tasks by outcome: ok, or the error code the agent saw.");
+  for (size_t code = 0; code < tasks_.size(); ++code) {
+    auto name = to_string(static_cast<errc>(code));
+    if (name == "unknown")
+      continue; // not a defined code
+    fmt::format_to(it, "offload_tasks_total{{outcome=\"{}\"}} {}\n",
+                   code == 0 ? std::string_view{"ok"} : name, tasks_[code].value());
+  }
+
+  header(out, "offload_backend_request_seconds", "histogram",
+         "Duration of one exchange with an LLM backend.");
+  for (const auto& backend : backends_) {
+    auto label = escape_label(backend->name);
+    auto reading = backend->request_seconds.read();
+    for (size_t i = 0; i < histogram::bounds.size(); ++i)
+      fmt::format_to(it, "offload_backend_request_seconds_bucket{{backend=\"{}\",le=\"{}\"}} {}\n",
+                     label, histogram::bounds[i], reading.cumulative[i]);
+    fmt::format_to(it, "offload_backend_request_seconds_bucket{{backend=\"{}\",le=\"+Inf\"}} {}\n",
+                   label, reading.cumulative.back());
+    fmt::format_to(it, "offload_backend_request_seconds_sum{{backend=\"{}\"}} {}\n", label,
+                   reading.sum_seconds);
+    fmt::format_to(it, "offload_backend_request_seconds_count{{backend=\"{}\"}} {}\n", label,
+                   reading.cumulative.back());
+  }
+
+  header(out, "offload_backend_queue_depth", "gauge", "Requests waiting for a backend slot.");
+  for (const auto& backend : backends_)
+    fmt::format_to(it, "offload_backend_queue_depth{{backend=\"{}\"}} {}\n",
+                   escape_label(backend->name), backend->queue_depth.value());
+
+  header(out, "offload_http_requests_total", "counter", "HTTP responses by status code.");
+  for (size_t i = 0; i < http_codes.size(); ++i)
+    fmt::format_to(it, "offload_http_requests_total{{code=\"{}\"}} {}\n", http_codes[i],
+                   http_requests_[i].value());
+  fmt::format_to(it, "offload_http_requests_total{{code=\"other\"}} {}\n",
+                 http_requests_.back().value());
+  return out;
+}
+
+} // namespace offload::metrics
