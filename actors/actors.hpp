@@ -98,6 +98,12 @@ using counter_store_actor = caf::typed_actor<
     // Internal: write the saves queued so far in one transaction.
     caf::reacts_to<counter_flush_atom>>;
 
+// Runs a function at a fixed interval on the actor system's own scheduler; the systemd watchdog
+// ping rides on it, so a wedged scheduler stops the pings and systemd restarts the daemon.
+using pulse_actor = caf::typed_actor<
+    // Internal: the next beat.
+    caf::reacts_to<heartbeat_atom, uint64_t>>;
+
 } // namespace offload
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::route)

@@ -32,6 +32,7 @@ struct running_exchange {
   caf::typed_response_promise<llm_reply> promise;
   caf::actor_addr requester;
   std::shared_ptr<llm_exchange> exchange;
+  caf::actor_clock::time_point started;
   bool abandoned = false; // the requester is gone; the slot frees when the abort completes
 };
 
@@ -52,6 +53,12 @@ struct backend_state {
 
 using backend_pointer = backend_actor::stateful_pointer<backend_state>;
 
+void report_queue(backend_pointer self) {
+  auto& st = self->state;
+  if (st.settings.metrics)
+    st.settings.metrics->queue_depth.set(static_cast<int64_t>(st.queue.size()));
+}
+
 void pump(backend_pointer self) {
   auto& st = self->state;
   auto now = self->clock().now();
@@ -66,8 +73,9 @@ void pump(backend_pointer self) {
       caf::anon_send(handle, http_done_atom_v, id, std::move(outcome));
     });
     st.running.emplace(id, running_exchange{std::move(next->promise), next->requester,
-                                            std::move(exchange), false});
+                                            std::move(exchange), now, false});
   }
+  report_queue(self);
 }
 
 void schedule_sweep(backend_pointer self, std::chrono::steady_clock::time_point oldest) {
@@ -84,6 +92,7 @@ void drop_requests_of(backend_pointer self, const caf::actor_addr& requester) {
   auto& st = self->state;
   st.queue.remove_if([&](const pending_request& p) { return p.requester == requester; },
                      [](pending_request&) {});
+  report_queue(self);
   for (auto& [id, run] : st.running) {
     if (run.requester == requester && !run.abandoned) {
       run.abandoned = true;
@@ -171,6 +180,8 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
           return;
         auto run = std::move(it->second);
         st.running.erase(it);
+        if (st.settings.metrics)
+          st.settings.metrics->request_seconds.observe(self->clock().now() - run.started);
         if (!run.abandoned) {
           if (outcome.ok) {
             outcome.reply.backend = st.settings.name;
@@ -194,6 +205,7 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
                true},
               st.settings.name));
         });
+        report_queue(self);
         if (!st.queue.empty())
           schedule_sweep(self, *st.queue.oldest());
       },

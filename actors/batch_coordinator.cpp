@@ -100,6 +100,10 @@ void store(coordinator_pointer self, size_t index, task_result result) {
                  to_string(result.error.code), result.error.message);
   if (result.status == task_status::error && st.spec->stop_on_error && !st.chain_broken_at)
     st.chain_broken_at = index;
+  if (st.settings->metrics)
+    st.settings->metrics
+        ->tasks(result.status == task_status::ok ? errc::no_error : result.error.code)
+        .inc();
   st.results[index] = std::move(result);
   ++st.finished;
   if (st.progress)

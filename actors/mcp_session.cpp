@@ -186,6 +186,7 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
     // Killed (session deleted, fatal shutdown): stop every running batch with us, unanswered.
     for (auto& [key, call] : self->state.in_flight)
       self->send_exit(call.coordinator, msg.reason);
+    count_call_ended(self, self->state.in_flight.size());
     self->quit(msg.reason);
   });
   return {

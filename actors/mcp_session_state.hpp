@@ -86,6 +86,8 @@ void quit_if_done(session_pointer self);
 // -- tools (mcp_session_tools.cpp) ---------------------------------------------------------------
 
 void handle_tools_call(session_pointer self, const json& id, const json& params);
+// Counts `calls` calls as no longer in flight (metrics).
+void count_call_ended(session_pointer self, size_t calls = 1);
 void handle_cancel(session_pointer self, const json& params);
 // Progress from call `call_no`'s coordinator.
 void handle_progress(session_pointer self, uint64_t call_no, size_t done, size_t total);

@@ -90,6 +90,8 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
   call.total = shared_spec->tasks.size();
   call.started = self->clock().now();
   st.in_flight.emplace(key, std::move(call));
+  if (st.engine->metrics)
+    st.engine->metrics->inflight_calls().add();
   if (!progress_token.is_null())
     start_heartbeat(self);
   // The coordinator answers by its batch deadline; the monitor covers it dying without answering.
@@ -105,6 +107,7 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
     if (it == self->state.in_flight.end() || it->second.call_no != call_no)
       return false;
     self->state.in_flight.erase(it);
+    count_call_ended(self);
     return true;
   };
   self->request(coordinator, caf::infinite, run_batch_atom_v)
@@ -188,6 +191,11 @@ void dispatch_tool(session_pointer self, const json& id, const std::string& name
 
 } // namespace
 
+void count_call_ended(session_pointer self, size_t calls) {
+  if (self->state.engine->metrics)
+    self->state.engine->metrics->inflight_calls().sub(static_cast<int64_t>(calls));
+}
+
 void handle_tools_call(session_pointer self, const json& id, const json& params) {
   if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
     send_error(self, id, jsonrpc::invalid_params,
@@ -245,6 +253,7 @@ void handle_cancel(session_pointer self, const json& params) {
   // their backends abort the HTTP requests (queued ones never start).
   self->send_exit(it->second.coordinator, caf::exit_reason::user_shutdown);
   st.in_flight.erase(it);
+  count_call_ended(self);
   quit_if_done(self);
 }
 
@@ -299,6 +308,7 @@ std::optional<json> forget_coordinator(session_pointer self, const caf::actor_ad
     return std::nullopt; // it answered (or was cancelled) before it stopped
   auto id = it->second.id;
   calls.erase(it);
+  count_call_ended(self);
   return id;
 }
 

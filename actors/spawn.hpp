@@ -5,6 +5,7 @@
 #include "actors/actors.hpp"
 #include "protocol/guards.hpp"
 #include "runtime/defaults.hpp"
+#include "runtime/metrics.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
@@ -55,6 +56,8 @@ struct engine_settings {
   // Guards: the prompt-injection check of each task's input, and secret redaction of answers.
   guards::guard_mode injection_guard = guards::guard_mode::block;
   bool redact_secrets = true;
+  // Where task outcomes and in-flight calls are counted for /metrics; null: not counted.
+  std::shared_ptr<metrics::registry> metrics;
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
@@ -108,6 +111,8 @@ struct backend_settings {
   std::chrono::milliseconds queue_wait = defaults::backend_queue_wait;
   // A batch request that has waited this long is served like an interactive one.
   std::chrono::milliseconds aging = defaults::backend_aging;
+  // This backend's latency histogram and queue gauge in /metrics; null: not measured.
+  metrics::backend_metrics* metrics = nullptr;
 };
 
 backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
@@ -195,6 +200,12 @@ enum class counter_store_threading { detached, scheduled };
 counter_store_actor
 spawn_counter_store(caf::actor_system& sys, const std::string& path,
                     counter_store_threading threading = counter_store_threading::detached);
+
+// -- lifecycle -----------------------------------------------------------------------------------
+
+// Calls `beat` now and then every `interval` until the actor is stopped.
+pulse_actor spawn_pulse(caf::actor_system& sys, std::chrono::milliseconds interval,
+                        std::function<void()> beat);
 
 // -- sessions ------------------------------------------------------------------------------------
 

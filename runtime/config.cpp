@@ -383,6 +383,29 @@ daemon_config load_config_file(const std::string& path) {
   return config;
 }
 
+void apply_environment(daemon_config& config) {
+  auto env = [](const char* name) -> std::string {
+    const char* value = std::getenv(name);
+    return value != nullptr ? value : "";
+  };
+  if (auto url = env("OLLAMA_BASE_URL"); !url.empty() && config.backends.empty())
+    config.backends.push_back(parse_backend_flag("ollama=" + url));
+  if (auto backend = env("OFFLOAD_BACKEND"); !backend.empty())
+    config.backends = {parse_backend_flag(backend)};
+  if (auto model = env("OFFLOAD_DEFAULT_MODEL"); !model.empty())
+    config.engine.default_model = model;
+  if (auto level = env("OFFLOAD_LOG_LEVEL"); !level.empty())
+    config.log_level = level;
+  if (auto format = env("OFFLOAD_LOG_FORMAT"); !format.empty())
+    config.log_format = format;
+  if (auto dir = env("OFFLOAD_STATE_DIR"); !dir.empty())
+    config.state_dir = dir;
+  if (auto policy = env("OFFLOAD_POLICY"); !policy.empty())
+    config.policy_file = policy;
+  if (auto listen = env("OFFLOAD_HTTP_LISTEN"); !listen.empty())
+    config.http.listen = listen;
+}
+
 std::string default_state_dir() {
   if (const char* systemd = std::getenv("STATE_DIRECTORY"); systemd != nullptr && *systemd) {
     std::string first{systemd};

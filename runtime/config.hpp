@@ -69,10 +69,16 @@ struct daemon_config {
   engine_settings engine;
   std::string log_level = "info";
   std::string log_format = "text"; // text (journald-aware) or json
-  std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
-  std::string audit_log;   // JSON Lines audit of tools/call decisions; empty: off
-  std::string state_dir;   // where persistent state lives; empty: default_state_dir()
+  std::string policy_file;         // Intercept-compatible policy (YAML); empty: every call allowed
+  std::string audit_log;           // JSON Lines audit of tools/call decisions; empty: off
+  std::string state_dir;           // where persistent state lives; empty: default_state_dir()
 };
+
+// Applies the environment's overrides of common keys, as the original server read them:
+// OLLAMA_BASE_URL (the backend when the file names none: one Ollama backend at that URL),
+// OFFLOAD_BACKEND (KIND=URL), OFFLOAD_DEFAULT_MODEL, OFFLOAD_LOG_LEVEL, OFFLOAD_LOG_FORMAT,
+// OFFLOAD_STATE_DIR, OFFLOAD_POLICY, OFFLOAD_HTTP_LISTEN. Empty variables are ignored.
+void apply_environment(daemon_config& config);
 
 // Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).
 std::chrono::milliseconds parse_duration(std::string_view text);

@@ -64,6 +64,9 @@ inline constexpr auto max_retry_after = 300s;
 // so this leaves time to cancel the rest and flush state before SIGKILL.
 inline constexpr auto shutdown_grace = 30s;
 
+// How often STATUS= is refreshed for `systemctl status` when no watchdog sets the pace.
+inline constexpr auto status_interval = 10s;
+
 // -- transports ----------------------------------------------------------------------------------
 
 // tools/list page size: every tool fits one page today; the cursor is there for clients that

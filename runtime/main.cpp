@@ -27,6 +27,7 @@ struct serve_flags {
   std::string task_timeout;
   std::string batch_timeout;
   std::string log_level;
+  std::string log_format;
   std::string policy_file;
   std::string audit_log;
   std::string state_dir;
@@ -40,6 +41,8 @@ serve_options build_serve_options(const serve_flags& flags) {
   auto& config = options.config;
   if (!flags.config_file.empty())
     config = load_config_file(flags.config_file);
+  // The environment overrides the file; the command line overrides both.
+  apply_environment(config);
   // Command-line backends replace the file's: the command line is the more specific intent.
   if (!flags.backends.empty()) {
     config.backends.clear();
@@ -63,6 +66,8 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.engine.batch_timeout = parse_duration(flags.batch_timeout);
   if (!flags.log_level.empty())
     config.log_level = flags.log_level;
+  if (!flags.log_format.empty())
+    config.log_format = flags.log_format;
   if (!flags.policy_file.empty())
     config.policy_file = flags.policy_file;
   if (!flags.audit_log.empty())
@@ -141,6 +146,23 @@ int check_policy_file(const std::string& path) {
   return 0;
 }
 
+// `offload config check FILE`: the file as the daemon would read it (with its policy file, if
+// it names one); exit 0 when it would start.
+int check_config_file(const std::string& path) {
+  try {
+    auto config = load_config_file(path);
+    finalize_config(config);
+    if (!config.policy_file.empty() && check_policy_file(config.policy_file) != 0)
+      return 1;
+    std::cout << path << ": OK (" << config.backends.size() << " backend(s), default model "
+              << config.engine.default_model << ")\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cout << "error: " << e.what() << '\n';
+    return 1;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -180,6 +202,10 @@ int main(int argc, char** argv) {
   serve->add_option("--state-dir", flags.state_dir,
                     "Directory for persistent state (policy counters); default $STATE_DIRECTORY, "
                     "$XDG_STATE_HOME/offload or ~/.local/state/offload");
+  serve
+      ->add_option("--log-format", flags.log_format,
+                   "text (journald-aware) or json: one JSON object per log line")
+      ->check(CLI::IsMember({"text", "json"}));
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 
@@ -206,14 +232,22 @@ int main(int argc, char** argv) {
   auto* policy_check = policy_cmd->add_subcommand("check", "Validate a policy file");
   policy_check->add_option("file", policy_path, "The policy file")->required();
 
+  std::string config_path;
+  auto* config_cmd = app.add_subcommand("config", "Work with configuration files");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand("check", "Validate a configuration file");
+  config_check->add_option("file", config_path, "The YAML configuration file")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (policy_cmd->parsed())
       return check_policy_file(policy_path);
+    if (config_cmd->parsed())
+      return check_config_file(config_path);
     if (serve->parsed()) {
       auto options = build_serve_options(flags);
-      setup_logging(options.config.log_level);
+      setup_logging(options.config.log_level, options.config.log_format);
       return run_serve(options);
     }
     setup_logging(fake_flags.log_level);

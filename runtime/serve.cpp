@@ -4,6 +4,7 @@
 #include "runtime/metrics.hpp"
 #include "runtime/policy_watcher.hpp"
 #include "runtime/stdio_transport.hpp"
+#include "runtime/systemd.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -187,12 +188,17 @@ int run_serve(const serve_options& options) {
     settings.max_queue = b.max_queue;
     settings.queue_wait = b.queue_wait;
     settings.aging = b.aging;
+    settings.metrics = metrics->backend(b.name);
     backends.push_back(make_backend_spec(std::move(settings), std::move(client)));
     spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
                  b.target.display(), b.max_concurrency);
   }
   router = spawn_router(sys, std::move(backends));
-  engine = std::make_shared<const engine_settings>(config.engine);
+  {
+    auto settings = config.engine;
+    settings.metrics = metrics;
+    engine = std::make_shared<const engine_settings>(std::move(settings));
+  }
 
   policy_context policy;
   policy.audit = audit;
@@ -256,6 +262,7 @@ int run_serve(const serve_options& options) {
   std::optional<policy_watcher> watcher;
   if (policy_snapshot) {
     watcher.emplace(io, config.policy_file, defaults::policy_poll_interval, [&](policy_ptr fresh) {
+      systemd::notify("RELOADING=1\nSTATUS=reloading the policy");
       current_policy.policy = fresh;
       if (stdio_session)
         caf::anon_send(stdio_session, new_policy_atom_v, fresh);
@@ -263,6 +270,7 @@ int run_serve(const serve_options& options) {
         http->for_each_session([&](const mcp_session_actor& session) {
           caf::anon_send(session, new_policy_atom_v, fresh);
         });
+      systemd::notify("READY=1\nSTATUS=policy reloaded");
     });
     asio::post(io, [&watcher] { watcher->start(); });
   }
@@ -272,7 +280,9 @@ int run_serve(const serve_options& options) {
     hangup.async_wait([&](boost::system::error_code ec, int) {
       if (ec)
         return;
+      systemd::notify("RELOADING=1");
       spdlog::info("SIGHUP: no policy file configured, nothing to reload");
+      systemd::notify("READY=1");
       ignore_hangup();
     });
   };
@@ -289,7 +299,33 @@ int run_serve(const serve_options& options) {
   if (stdio)
     stdio->start(stdio_session);
 
+  // systemd: ready once the transports listen; then a pulse on the actor system's own scheduler
+  // sends WATCHDOG=1 (when WatchdogSec= is set) and live figures, so that a wedged scheduler
+  // stops the pings and systemd restarts the daemon.
+  {
+    std::promise<void> listening;
+    auto started = listening.get_future();
+    asio::post(io, [&] { listening.set_value(); });
+    started.wait();
+  }
+  auto status_line = [&metrics, backend_count = config.backends.size()] {
+    return fmt::format("STATUS={} session(s), {} call(s) in flight, {} backend(s)",
+                       metrics->sessions(metrics::transport_kind::stdio).value() +
+                           metrics->sessions(metrics::transport_kind::http).value(),
+                       metrics->inflight_calls().value(), backend_count);
+  };
+  systemd::notify("READY=1\n" + status_line());
+  auto watchdog = systemd::watchdog_interval();
+  auto pulse_every = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
+                              : std::chrono::milliseconds{defaults::status_interval};
+  auto pulse = spawn_pulse(sys, std::max(pulse_every, std::chrono::milliseconds{10}),
+                           [status_line, watchdog = watchdog.has_value()] {
+                             systemd::notify((watchdog ? "WATCHDOG=1\n" : "") + status_line());
+                           });
+
   latch.wait();
+  systemd::notify("STOPPING=1\nSTATUS=draining: finishing running calls");
+  caf::anon_send_exit(pulse, caf::exit_reason::user_shutdown);
 
   // Shutdown: stop accepting and end the HTTP sessions (their streams close), end the stdio
   // session, wait for every session actor, then tear the engine down as before.

@@ -21,7 +21,8 @@ packages=(ca-certificates g++ cmake ninja-build pkg-config libcaf-dev libboost1.
           nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libsqlite3-dev libcli11-dev
           libsystemd-dev libre2-dev libssl-dev)
 if [ "$with_node" = 1 ]; then
-  packages+=(nodejs npm)
+  # The test run also checks the unit file with systemd-analyze (package systemd).
+  packages+=(nodejs npm systemd)
 fi
 
 missing=()

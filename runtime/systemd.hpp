@@ -1,0 +1,23 @@
+#pragma once
+// The daemon's side of systemd's service protocol (sd_notify): readiness, status, watchdog,
+// reload and stop notifications, and socket activation. Every call is a no-op when the daemon
+// does not run under systemd (no $NOTIFY_SOCKET / $LISTEN_FDS), so callers need no checks.
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace offload::systemd {
+
+// Sends one notification, e.g. "READY=1\nSTATUS=serving". Returns whether systemd got it.
+bool notify(std::string_view state);
+
+// How often systemd expects WATCHDOG=1 (half of WatchdogSec= is the usual ping interval), or
+// nothing when the watchdog is off or meant for another process.
+std::optional<std::chrono::microseconds> watchdog_interval();
+
+// Sockets passed by socket activation (offload.socket), already listening; empty otherwise.
+std::vector<int> listen_fds();
+
+} // namespace offload::systemd
