@@ -38,6 +38,10 @@ struct daemon_config {
   std::string policy_file; // Intercept-compatible policy (YAML); empty: every call allowed
   std::string audit_log;   // JSON Lines audit of tools/call decisions; empty: off
   std::string state_dir;   // where persistent state lives; empty: default_state_dir()
+  // Record every finished task in <state_dir>/usage.sqlite (cost_dashboard, get_metrics,
+  // `offload stats`).
+  bool ledger_enabled = true;
+  price_table pricing = default_price_table(); // what a task done locally saved
 };
 
 // Parses "250ms", "30s", "5m", "1h" (a bare number means seconds).

@@ -9,11 +9,14 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <filesystem>
 #include <optional>
+#include <random>
 #include <thread>
 
 namespace offload {
@@ -21,6 +24,14 @@ namespace offload {
 namespace {
 
 namespace asio = boost::asio;
+
+// Tells this process's records apart from earlier runs' (call numbers start again at 1): the
+// start time, readable and sortable, plus randomness for two daemons started in one second.
+std::string make_run_id() {
+  std::random_device random;
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  return fmt::format("{:%Y%m%dT%H%M%SZ}-{:08x}", now, random());
+}
 
 // CAF's own logger and console output stay silent: stdout is reserved for the protocol.
 class offload_actor_config : public caf::actor_system_config {
@@ -56,13 +67,23 @@ int run_serve(const serve_options& options) {
   offload_actor_config actor_config;
   caf::actor_system sys{actor_config};
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
-  counter_store_actor counters;
-  if (policy_snapshot) {
+  if (policy_snapshot || config.ledger_enabled) {
     std::error_code ec;
     std::filesystem::create_directories(config.state_dir, ec);
     if (ec)
       throw config_error("cannot create the state directory " + config.state_dir + ": " +
                          ec.message());
+  }
+  usage_context usage;
+  if (config.ledger_enabled) {
+    auto db = config.state_dir + "/" + ledger_file_name;
+    usage.ledger = spawn_usage_ledger(sys, db);
+    usage.run_id = make_run_id();
+    usage.prices = std::make_shared<const price_table>(config.pricing);
+    spdlog::info("recording usage in {} (run {})", db, usage.run_id);
+  }
+  counter_store_actor counters;
+  if (policy_snapshot) {
     auto db = config.state_dir + "/counters.sqlite";
     counters = spawn_counter_store(sys, db);
     spdlog::info("policy counters persist in {}", db);
@@ -105,7 +126,7 @@ int run_serve(const serve_options& options) {
     policy.registry = spawn_bucket_registry(sys, policy.now, counters);
   }
   auto session = spawn_mcp_session(sys, {"stdio", version_string, ""}, transport.sink(), router,
-                                   engine, policy);
+                                   engine, policy, usage);
 
   asio::signal_set signals{io, SIGINT, SIGTERM};
   // The first signal cancels running calls, which still answer (their unfinished tasks as
@@ -174,6 +195,12 @@ int run_serve(const serve_options& options) {
     // After the registry and its buckets, so that their last saves are written.
     caf::anon_send_exit(counters, caf::exit_reason::user_shutdown);
     self->wait_for(counters);
+  }
+  if (usage.ledger) {
+    // After the session, whose calls have answered (their records committed first); records
+    // still queued are written as the ledger stops.
+    caf::anon_send_exit(usage.ledger, caf::exit_reason::user_shutdown);
+    self->wait_for(usage.ledger);
   }
   self->wait_for(router);
   // Exchanges still on the wire belong to tasks that are gone; dropping them is correct.
