@@ -118,6 +118,8 @@ std::string group_table(const char* title, const char* key_name,
 }
 
 std::string seconds(int64_t ms) {
+  if (ms < 1000)
+    return fmt::format("{} ms", ms);
   return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
 }
 

@@ -239,6 +239,9 @@ CAF_TEST(the table shows totals and every group) {
   CAF_CHECK_NOT_EQUAL(text.find("tokens: 300 in, 600 out"), std::string::npos);
   CAF_CHECK_NOT_EQUAL(text.find("estimated cloud cost saved: $0.3000"), std::string::npos);
   CAF_CHECK_NOT_EQUAL(text.find("not ok by code: timeout 1"), std::string::npos);
+  CAF_CHECK_NOT_EQUAL(text.find("time in tasks: 6.0 s; backend attempts: 4; task duration p50 "
+                                "1.5 s, p95 2.5 s\n"),
+                      std::string::npos);
   CAF_CHECK_NOT_EQUAL(text.find("\nby agent\n"), std::string::npos);
   // Anonymous calls have their own row; columns line up (numbers right-aligned).
   CAF_CHECK_NOT_EQUAL(text.find("(anonymous)      2   1       1        100         200     "
@@ -248,6 +251,9 @@ CAF_TEST(the table shows totals and every group) {
                                 "0.2000\n"),
                       std::string::npos);
   CAF_CHECK_NOT_EQUAL(text.find("2027-01-15"), std::string::npos);
+  auto quick = sample_summary();
+  quick.duration_p50_ms = 8;
+  CAF_CHECK_NOT_EQUAL(render_usage_table(quick).find("p50 8 ms, p95 2.5 s"), std::string::npos);
   CAF_CHECK_EQUAL(render_usage_table(usage_summary{}),
                   "offload usage: everything recorded\nNo tasks recorded.\n");
 }
