@@ -5,6 +5,7 @@
 //   batch_coordinator --spawn+monitor--> task --(route)--> router (supervises the backends)
 //   task --monitor, (generate)--> backend --(HTTP via llm_client on the I/O thread)--> (http_done)
 //   batch_coordinator --(progress)--> mcp_session
+//   batch_coordinator --(ldg_record per finished task, ldg_sync before answering)--> usage_ledger
 
 #include "actors/atoms.hpp"
 #include "actors/messages.hpp"
@@ -103,6 +104,18 @@ using counter_store_actor = caf::typed_actor<
 using pulse_actor = caf::typed_actor<
     // Internal: the next beat.
     caf::reacts_to<heartbeat_atom, uint64_t>>;
+// Owns the usage ledger, the SQLite database (WAL) in which every finished task is recorded.
+// Detached, since SQLite blocks on the disk.
+using usage_ledger_actor = caf::typed_actor<
+    // One finished task (sent by its coordinator); written with the next flush.
+    caf::reacts_to<ledger_record_atom, usage_record>,
+    // Answers once every record received before is committed: true, or false when writing
+    // failed (the records are kept and retried).
+    caf::replies_to<ledger_sync_atom>::with<bool>,
+    // The summary of the records from `since_ms` on (epoch ms; 0: all), pending ones included.
+    caf::replies_to<ledger_query_atom, int64_t>::with<usage_summary>,
+    // Internal: write the records received so far in one transaction.
+    caf::reacts_to<ledger_flush_atom>>;
 
 } // namespace offload
 

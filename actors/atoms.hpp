@@ -53,4 +53,13 @@ inline constexpr counter_save_atom counter_save_atom_v{};
 using counter_flush_atom = caf::atom_constant<caf::atom("ctr_flush")>; // write queued saves
 inline constexpr counter_flush_atom counter_flush_atom_v{};
 
+using ledger_record_atom = caf::atom_constant<caf::atom("ldg_record")>; // one finished task
+inline constexpr ledger_record_atom ledger_record_atom_v{};
+using ledger_sync_atom = caf::atom_constant<caf::atom("ldg_sync")>; // commit, then answer
+inline constexpr ledger_sync_atom ledger_sync_atom_v{};
+using ledger_query_atom = caf::atom_constant<caf::atom("ldg_query")>; // usage summary
+inline constexpr ledger_query_atom ledger_query_atom_v{};
+using ledger_flush_atom = caf::atom_constant<caf::atom("ldg_flush")>; // write queued records
+inline constexpr ledger_flush_atom ledger_flush_atom_v{};
+
 } // namespace offload

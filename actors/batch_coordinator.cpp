@@ -42,6 +42,8 @@ struct batch_coordinator_state {
   progress_fn progress;
   // Sequential + stop_on_error: the task whose failure stopped the chain, once one has.
   std::optional<size_t> chain_broken_at;
+  // Where each finished task is recorded (no ledger: nowhere), and whose call this is.
+  call_usage usage;
 
   static constexpr const char* name = "batch_coordinator";
 };
@@ -73,7 +75,7 @@ bool start_task(coordinator_pointer self, size_t index) {
   return true;
 }
 
-void finish_batch(coordinator_pointer self) {
+void deliver(coordinator_pointer self) {
   auto& st = self->state;
   batch_result out;
   out.tasks.reserve(st.results.size());
@@ -90,6 +92,43 @@ void finish_batch(coordinator_pointer self) {
   self->quit();
 }
 
+// Answers once the ledger has committed this batch's records, so that a result the agent has
+// seen is never missing from the ledger, even if the daemon is killed right after.
+void finish_batch(coordinator_pointer self) {
+  const auto& ledger = self->state.usage.usage.ledger;
+  if (!ledger) {
+    deliver(self);
+    return;
+  }
+  self->request(ledger, defaults::ledger_sync_timeout, ledger_sync_atom_v)
+      .then([self](bool) { deliver(self); },
+            [self](caf::error& err) {
+              spdlog::error("batch {}: the usage ledger did not confirm its records: {}",
+                            self->state.trace_id, caf::to_string(err));
+              deliver(self);
+            });
+}
+
+// Sends the record of a finished task to the ledger, if there is one.
+void record_usage(coordinator_pointer self, const task_result& result) {
+  auto& st = self->state;
+  const auto& usage = st.usage.usage;
+  if (!usage.ledger)
+    return;
+  auto record =
+      make_usage_record(result, st.spec->tool, usage.prices ? *usage.prices : price_table{});
+  record.time = usage.now ? usage.now() : std::chrono::system_clock::now();
+  record.run_id = usage.run_id;
+  record.session = st.usage.session;
+  record.agent = st.usage.agent;
+  record.call_no = st.usage.call_no;
+  if (record.model.empty()) { // never asked of a backend: the model it would have used
+    const auto& asked = st.spec->tasks[result.index].model;
+    record.model = asked.empty() ? st.settings->default_model : asked;
+  }
+  self->send(usage.ledger, ledger_record_atom_v, std::move(record));
+}
+
 void store(coordinator_pointer self, size_t index, task_result result) {
   auto& st = self->state;
   result.index = index;
@@ -104,6 +143,7 @@ void store(coordinator_pointer self, size_t index, task_result result) {
     st.settings->metrics
         ->tasks(result.status == task_status::ok ? errc::no_error : result.error.code)
         .inc();
+  record_usage(self, result);
   st.results[index] = std::move(result);
   ++st.finished;
   if (st.progress)
@@ -164,8 +204,10 @@ namespace {
 
 batch_coordinator_actor::behavior_type
 batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings_ptr settings,
-                  task_factory make_task, std::string trace_id, progress_fn progress) {
+                  task_factory make_task, std::string trace_id, progress_fn progress,
+                  call_usage usage) {
   auto& st = self->state;
+  st.usage = std::move(usage);
   st.spec = std::move(spec);
   st.settings = std::move(settings);
   st.make_task = std::move(make_task);
@@ -257,17 +299,18 @@ batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings
 batch_coordinator_actor spawn_batch_coordinator_with(caf::actor_system& sys, batch_spec_ptr spec,
                                                      engine_settings_ptr settings,
                                                      task_factory make_task, std::string trace_id,
-                                                     progress_fn progress) {
+                                                     progress_fn progress, call_usage usage) {
   return sys.spawn(batch_coordinator, std::move(spec), std::move(settings), std::move(make_task),
-                   std::move(trace_id), std::move(progress));
+                   std::move(trace_id), std::move(progress), std::move(usage));
 }
 
 batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_spec_ptr spec,
                                                 router_actor router, engine_settings_ptr settings,
-                                                std::string trace_id, progress_fn progress) {
+                                                std::string trace_id, progress_fn progress,
+                                                call_usage usage) {
   auto factory = default_task_factory(std::move(router), settings, spec, trace_id);
   return spawn_batch_coordinator_with(sys, std::move(spec), std::move(settings), std::move(factory),
-                                      std::move(trace_id), std::move(progress));
+                                      std::move(trace_id), std::move(progress), std::move(usage));
 }
 
 } // namespace offload

@@ -17,6 +17,7 @@ task_factory default_task_factory(router_actor router, engine_settings_ptr setti
 batch_coordinator_actor spawn_batch_coordinator_with(caf::actor_system& sys, batch_spec_ptr spec,
                                                      engine_settings_ptr settings,
                                                      task_factory make_task, std::string trace_id,
-                                                     progress_fn progress = {});
+                                                     progress_fn progress = {},
+                                                     call_usage usage = {});
 
 } // namespace offload

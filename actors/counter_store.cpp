@@ -17,7 +17,6 @@
 #include <caf/stateful_actor.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 #include <stdexcept>
 #include <utility>
@@ -98,113 +97,52 @@ std::optional<std::vector<saved_grant>> decode_grants(const std::string& text) {
   return out;
 }
 
-const char* column_text(sqlite3_stmt* stmt, int column) {
-  const auto* text = sqlite3_column_text(stmt, column);
-  return text != nullptr ? reinterpret_cast<const char*>(text) : "";
+// Creates the table (if missing) before the statements that use it are prepared.
+sqlite_connection& with_counter_table(sqlite_connection& db) {
+  db.exec(R"(CREATE TABLE IF NOT EXISTS counters(
+               key TEXT PRIMARY KEY, "window" TEXT, window_id INTEGER, value INTEGER, entries TEXT))");
+  return db;
 }
-
-// Leaves a prepared statement ready for its next use whichever way the current use ends.
-struct statement_reset {
-  sqlite3_stmt* stmt;
-  ~statement_reset() {
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-  }
-};
 
 } // namespace
 
 // -- counter_db ------------------------------------------------------------------------------
 
 counter_db::counter_db(std::string path, std::chrono::milliseconds busy_timeout)
-    : path_(std::move(path)) {
-  try {
-    // SQLite allocates a handle even when opening fails; the catch below releases it.
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK)
-      fail("cannot open the counter database");
-    sqlite3_busy_timeout(db_, static_cast<int>(busy_timeout.count()));
-    // The pragma answers with the mode in force; a file system without shared memory (some
-    // network mounts) keeps the old mode, which still works, only with readers blocking writers.
-    sqlite3_stmt* mode = nullptr;
-    if (sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &mode, nullptr) != SQLITE_OK)
-      fail("cannot set WAL mode on the counter database");
-    auto rc = sqlite3_step(mode);
-    std::string got = rc == SQLITE_ROW ? column_text(mode, 0) : "";
-    sqlite3_finalize(mode);
-    if (rc != SQLITE_ROW)
-      fail("cannot set WAL mode on the counter database");
-    if (got != "wal")
-      spdlog::warn("counter database {}: journal mode is {}, not wal", path_, got);
-    exec("PRAGMA synchronous=NORMAL");
-    exec(R"(CREATE TABLE IF NOT EXISTS counters(
-              key TEXT PRIMARY KEY, "window" TEXT, window_id INTEGER, value INTEGER, entries TEXT))");
-    if (sqlite3_prepare_v2(db_,
-                           R"(SELECT "window", window_id, value, entries FROM counters
-                              WHERE key = ?1)",
-                           -1, &select_, nullptr) != SQLITE_OK ||
-        sqlite3_prepare_v2(db_,
-                           R"(INSERT INTO counters(key, "window", window_id, value, entries)
-                              VALUES(?1, ?2, ?3, ?4, ?5)
-                              ON CONFLICT(key) DO UPDATE SET "window" = excluded."window",
-                                window_id = excluded.window_id, value = excluded.value,
-                                entries = excluded.entries)",
-                           -1, &upsert_, nullptr) != SQLITE_OK)
-      fail("cannot prepare the counter queries");
-  } catch (...) {
-    close();
-    throw;
-  }
-}
+    : db_(std::move(path), "counter database", busy_timeout)
+    , select_(with_counter_table(db_), R"(SELECT "window", window_id, value, entries FROM counters
+                                          WHERE key = ?1)")
+    , upsert_(db_, R"(INSERT INTO counters(key, "window", window_id, value, entries)
+                      VALUES(?1, ?2, ?3, ?4, ?5)
+                      ON CONFLICT(key) DO UPDATE SET "window" = excluded."window",
+                        window_id = excluded.window_id, value = excluded.value,
+                        entries = excluded.entries)") {}
 
-counter_db::~counter_db() {
-  close();
-}
-
-void counter_db::close() noexcept {
-  sqlite3_finalize(select_);
-  sqlite3_finalize(upsert_);
-  select_ = upsert_ = nullptr;
-  // Closing the last connection checkpoints the WAL into the main file.
-  sqlite3_close(db_);
-  db_ = nullptr;
-}
-
-void counter_db::fail(const std::string& what) const {
-  throw std::runtime_error(what + " " + path_ + ": " +
-                           (db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory"));
-}
-
-void counter_db::exec(const char* sql) {
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-    fail(std::string{"counter database statement failed ("} + sql + ") on");
-}
+counter_db::~counter_db() = default;
 
 std::optional<saved_counter> counter_db::load(const std::string& key) {
-  statement_reset reset{select_};
-  sqlite3_bind_text(select_, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
-  auto rc = sqlite3_step(select_);
-  if (rc == SQLITE_DONE)
+  sqlite_statement::use row{select_};
+  row.bind(1, key);
+  if (!row.step("cannot read counter " + key + " from"))
     return std::nullopt;
-  if (rc != SQLITE_ROW)
-    fail("cannot read counter " + key + " from");
   // A row we cannot understand (written by a newer version, or edited by hand) is not worth
   // refusing every call over: the counter starts again from 0 and the next save replaces it.
-  auto window = decode_window(column_text(select_, 0));
+  auto window_text = row.text_at(0);
+  auto window = decode_window(window_text);
   if (!window) {
     spdlog::warn("counter database {}: counter {} has an unknown window \"{}\"; it starts from 0",
-                 path_, key, column_text(select_, 0));
+                 path(), key, window_text);
     return std::nullopt;
   }
   saved_counter out;
   out.window = *window;
-  out.window_id = sqlite3_column_int64(select_, 1);
-  out.value = sqlite3_column_int64(select_, 2);
+  out.window_id = row.int_at(1);
+  out.value = row.int_at(2);
   if (std::holds_alternative<rolling_window>(out.window)) {
-    auto grants = decode_grants(column_text(select_, 3));
+    auto grants = decode_grants(row.text_at(3));
     if (!grants) {
       spdlog::warn("counter database {}: counter {} has unreadable entries; it starts from 0",
-                   path_, key);
+                   path(), key);
       return std::nullopt;
     }
     out.grants = std::move(*grants);
@@ -216,13 +154,10 @@ std::optional<saved_counter> counter_db::load(const std::string& key) {
 void counter_db::save(const std::map<std::string, saved_counter>& states) {
   if (states.empty())
     return;
-  // IMMEDIATE takes the write lock up front, so a busy database fails here (after the busy
-  // timeout) rather than halfway through the batch.
-  exec("BEGIN IMMEDIATE");
-  try {
+  // Nothing of a failed batch is kept; the next save of each key carries its whole state.
+  db_.transaction([&] {
     for (const auto& [key, state] : states) {
-      statement_reset reset{upsert_};
-      auto window = encode_window(state.window);
+      sqlite_statement::use row{upsert_};
       bool rolling = std::holds_alternative<rolling_window>(state.window);
       int64_t value = state.value;
       if (rolling) {
@@ -231,26 +166,15 @@ void counter_db::save(const std::map<std::string, saved_counter>& states) {
         for (const auto& g : state.grants)
           value += g.amount;
       }
-      auto entries = rolling ? encode_grants(state.grants) : std::string{};
-      sqlite3_bind_text(upsert_, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(upsert_, 2, window.data(), static_cast<int>(window.size()),
-                        SQLITE_TRANSIENT);
-      sqlite3_bind_int64(upsert_, 3, rolling ? 0 : state.window_id);
-      sqlite3_bind_int64(upsert_, 4, value);
+      row.bind(1, key).bind(2, encode_window(state.window));
+      row.bind(3, rolling ? int64_t{0} : state.window_id).bind(4, value);
       if (rolling)
-        sqlite3_bind_text(upsert_, 5, entries.data(), static_cast<int>(entries.size()),
-                          SQLITE_TRANSIENT);
+        row.bind(5, encode_grants(state.grants));
       else
-        sqlite3_bind_null(upsert_, 5);
-      if (sqlite3_step(upsert_) != SQLITE_DONE)
-        fail("cannot save counter " + key + " to");
+        row.bind_null(5);
+      row.step("cannot save counter " + key + " to");
     }
-    exec("COMMIT");
-  } catch (...) {
-    // Nothing of a failed batch is kept; the next save of each key carries its whole state.
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 // -- the actor -------------------------------------------------------------------------------

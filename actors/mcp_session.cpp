@@ -162,8 +162,10 @@ void handle_text(session_pointer self, const std::string& text) {
 
 mcp_session_actor::behavior_type mcp_session(session_pointer self, session_settings settings,
                                              output_sink out, router_actor router,
-                                             engine_settings_ptr engine, policy_context policy) {
+                                             engine_settings_ptr engine, policy_context policy,
+                                             usage_context usage) {
   auto& st = self->state;
+  st.usage = std::move(usage);
   st.settings = std::move(settings);
   st.out = std::move(out);
   st.router = std::move(router);
@@ -289,9 +291,10 @@ void quit_if_done(session_pointer self) {
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,
-                                    engine_settings_ptr engine, policy_context policy) {
+                                    engine_settings_ptr engine, policy_context policy,
+                                    usage_context usage) {
   return sys.spawn(mcp_session, std::move(settings), std::move(out), std::move(router),
-                   std::move(engine), std::move(policy));
+                   std::move(engine), std::move(policy), std::move(usage));
 }
 
 } // namespace offload

@@ -53,7 +53,9 @@ struct mcp_session_state {
   // cancelled).
   bool draining = false;
   policy_context policy;
-  // Calls whose policy check (counter reads, reservations) has not answered yet.
+  // Where finished tasks are recorded, and what cost_dashboard and get_metrics read.
+  usage_context usage;
+  // Calls whose policy check (counter reads, reservations) or ledger query has not answered yet.
   size_t pending_checks = 0;
   // Least severe level sent as notifications/message (logging/setLevel); none until set.
   std::optional<log_level> client_log_level;
@@ -96,5 +98,13 @@ void handle_heartbeat(session_pointer self, uint64_t generation);
 void cancel_all_calls(session_pointer self);
 // Removes the in-flight entry of a coordinator that stopped; returns the call's id, if found.
 std::optional<json> forget_coordinator(session_pointer self, const caf::actor_addr& source);
+
+// -- usage tools (mcp_session_usage.cpp) ---------------------------------------------------------
+
+// Whether `tool` reads the usage ledger (cost_dashboard, get_metrics).
+bool is_usage_tool(const std::string& tool);
+// Answers a call of cost_dashboard or get_metrics from the ledger.
+void call_usage_tool(session_pointer self, const json& id, const std::string& tool,
+                     const json& args);
 
 } // namespace offload

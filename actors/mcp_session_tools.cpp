@@ -79,8 +79,9 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
       caf::anon_send(session, progress_atom_v, call_no, done, total);
     };
   }
-  auto coordinator = spawn_batch_coordinator(self->home_system(), shared_spec, st.router, st.engine,
-                                             trace_id, std::move(progress));
+  auto coordinator = spawn_batch_coordinator(
+      self->home_system(), shared_spec, st.router, st.engine, trace_id, std::move(progress),
+      call_usage{st.usage, st.settings.name, st.settings.agent, call_no});
   in_flight_call call;
   call.call_no = call_no;
   call.id = id;
@@ -182,9 +183,13 @@ void dispatch_tool(session_pointer self, const json& id, const std::string& name
     call_batch_tool(self, id, name, args, progress_token, std::move(held));
     return;
   }
+  if (is_usage_tool(name)) {
+    call_usage_tool(self, id, name, args);
+    return;
+  }
   send_error(self, id, jsonrpc::invalid_params,
              fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work, "
-                         "compress_context",
+                         "compress_context, cost_dashboard, get_metrics",
                          name));
   release_quota(self, std::move(held));
 }

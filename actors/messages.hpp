@@ -5,6 +5,7 @@
 
 #include "protocol/audit.hpp"
 #include "protocol/batch.hpp"
+#include "protocol/ledger.hpp"
 #include "protocol/policy.hpp"
 #include "protocol/prompt.hpp"
 
@@ -128,3 +129,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::policy_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::audit_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::saved_counter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<offload::saved_counter>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::usage_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::usage_summary)

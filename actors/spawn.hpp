@@ -3,6 +3,7 @@
 // passes them as immutable snapshots (shared_ptr<const ...>), replaced on reload.
 
 #include "actors/actors.hpp"
+#include "actors/sqlite_db.hpp"
 #include "protocol/guards.hpp"
 #include "runtime/defaults.hpp"
 #include "runtime/metrics.hpp"
@@ -17,10 +18,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-// SQLite's handles (counter_db), so that including this header does not pull in sqlite3.h.
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace offload {
 
@@ -61,14 +58,39 @@ struct engine_settings {
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
+// Wall-clock source of the policy counters' windows (UTC-aligned) and of the usage ledger's
+// records; injected in tests.
+using wall_clock = std::function<std::chrono::system_clock::time_point()>;
+
+// -- usage ledger --------------------------------------------------------------------------------
+
+// What a session needs to record the tasks its calls finish. Without a ledger nothing is recorded.
+struct usage_context {
+  usage_ledger_actor ledger;
+  std::string run_id;     // this daemon process: call numbers start again in every run
+  price_table_ptr prices; // what a task saved; null: nothing
+  wall_clock now;         // the records' time; empty: the system clock
+};
+
+// Whose call a batch is, for its tasks' records.
+struct call_usage {
+  usage_context usage;
+  std::string session;
+  std::string agent;
+  uint64_t call_no = 0;
+};
+
 // -- batch engine --------------------------------------------------------------------------------
 
 // Told after every task outcome: `done` of `total` tasks have finished. Runs on the coordinator.
 using progress_fn = std::function<void(size_t done, size_t total)>;
 
+// With a ledger in `usage`, each task's record is sent as the task finishes, and the answer waits
+// until they are committed (so a delivered result is always in the ledger).
 batch_coordinator_actor spawn_batch_coordinator(caf::actor_system& sys, batch_spec_ptr spec,
                                                 router_actor router, engine_settings_ptr settings,
-                                                std::string trace_id, progress_fn progress = {});
+                                                std::string trace_id, progress_fn progress = {},
+                                                call_usage usage = {});
 
 // How long a task may take, counted from its start (queueing included).
 struct task_deadline {
@@ -132,9 +154,6 @@ router_actor spawn_router(caf::actor_system& sys, std::vector<backend_spec> back
 
 // -- policy --------------------------------------------------------------------------------------
 
-// Wall-clock source of the policy counters' windows (UTC-aligned); injected in tests.
-using wall_clock = std::function<std::chrono::system_clock::time_point()>;
-
 // `window` decides how the bucket counts: fixed UTC-aligned windows or a rolling window.
 rate_limit_bucket_actor spawn_rate_limit_bucket(caf::actor_system& sys, std::string key,
                                                 counter_window window, wall_clock now);
@@ -179,21 +198,17 @@ public:
   // Inserts or replaces every state in one transaction (all or none). Throws on SQLite errors.
   void save(const std::map<std::string, saved_counter>& states);
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return db_.path(); }
 
 private:
-  void close() noexcept;
-  [[noreturn]] void fail(const std::string& what) const;
-  void exec(const char* sql);
-
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* select_ = nullptr; // prepared once: load
-  sqlite3_stmt* upsert_ = nullptr; // prepared once: save
+  sqlite_connection db_;
+  sqlite_statement select_; // load
+  sqlite_statement upsert_; // save
 };
 
-// Tests run the store on the deterministic test scheduler; everything else runs it detached.
-enum class counter_store_threading { detached, scheduled };
+// Tests run the stores on the deterministic test scheduler; everything else runs them detached.
+enum class store_threading { detached, scheduled };
+using counter_store_threading = store_threading;
 
 // Opens the counter database at `path` (created if missing; its directory must exist) and spawns
 // the actor owning it. Throws std::runtime_error naming the path when it cannot be opened.
@@ -206,6 +221,10 @@ spawn_counter_store(caf::actor_system& sys, const std::string& path,
 // Calls `beat` now and then every `interval` until the actor is stopped.
 pulse_actor spawn_pulse(caf::actor_system& sys, std::chrono::milliseconds interval,
                         std::function<void()> beat);
+// Opens the usage ledger at `path` (created if missing; its directory must exist) and spawns the
+// actor owning it. Throws std::runtime_error naming the path when it cannot be opened.
+usage_ledger_actor spawn_usage_ledger(caf::actor_system& sys, const std::string& path,
+                                      store_threading threading = store_threading::detached);
 
 // -- sessions ------------------------------------------------------------------------------------
 
@@ -235,6 +254,7 @@ audit_log_actor spawn_audit_log(caf::actor_system& sys, const std::string& path)
 
 mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings settings,
                                     output_sink out, router_actor router,
-                                    engine_settings_ptr engine, policy_context policy = {});
+                                    engine_settings_ptr engine, policy_context policy = {},
+                                    usage_context usage = {});
 
 } // namespace offload

@@ -1,6 +1,7 @@
 #include "protocol/mcp.hpp"
 
 #include "protocol/batch.hpp"
+#include "protocol/ledger.hpp"
 
 #include <array>
 
@@ -103,6 +104,27 @@ json tool_catalogue() {
            "is cut, and the result says so."},
           {"inputSchema", compress_context_input_schema()},
           {"outputSchema", output},
+      },
+      // The read tools declare no outputSchema: like the original's, their text is the answer,
+      // and structuredContent carries the same figures as JSON.
+      {
+          {"name", "cost_dashboard"},
+          {"title", "Usage and estimated savings"},
+          {"description",
+           "Show what was offloaded: tasks, outcomes, tokens and the estimated cloud cost saved "
+           "(successful tasks' tokens at cloud list prices), in total and per agent, model, tool, "
+           "backend and UTC day. Reading it costs nothing and runs no task."},
+          {"inputSchema", cost_dashboard_input_schema()},
+          {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}},
+      },
+      {
+          {"name", "get_metrics"},
+          {"title", "Usage metrics"},
+          {"description",
+           "Usage metrics of every recorded task as JSON or in the Prometheus text format: tasks "
+           "by tool and outcome, errors by code, tokens, estimated savings, durations."},
+          {"inputSchema", get_metrics_input_schema()},
+          {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}},
       },
   });
 }

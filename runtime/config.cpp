@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -238,6 +239,46 @@ void read_http(const std::string& file, const YAML::Node& node, http_config& out
     fail_at(file, node["session_idle_timeout"], "http.session_idle_timeout must be positive");
 }
 
+double price_at(const std::string& file, const YAML::Node& node, std::string_view what) {
+  auto value = scalar<double>(file, node, what);
+  if (!std::isfinite(value) || value < 0)
+    fail_at(file, node, fmt::format("{} must be a number of USD of at least 0", what));
+  return value;
+}
+
+// `pricing:` — the comparison model, cloud prices (merged over the built-in ones) and which
+// cloud model a local model's work is compared with.
+void read_pricing(const std::string& file, const YAML::Node& node, price_table& out) {
+  check_keys(file, node, "pricing", {"comparison_model", "cloud_prices", "local_models"});
+  if (node["comparison_model"])
+    out.comparison_model =
+        scalar<std::string>(file, node["comparison_model"], "pricing.comparison_model");
+  if (auto prices = node["cloud_prices"]) {
+    if (!prices.IsMap())
+      fail_at(file, prices,
+              "pricing.cloud_prices must map cloud model names to {input_per_1m, output_per_1m}");
+    for (const auto& entry : prices) {
+      auto model = entry.first.as<std::string>();
+      auto what = fmt::format("pricing.cloud_prices.{}", model);
+      check_keys(file, entry.second, what, {"input_per_1m", "output_per_1m"});
+      if (!entry.second["input_per_1m"] || !entry.second["output_per_1m"])
+        fail_at(file, entry.second, fmt::format("{} needs input_per_1m and output_per_1m", what));
+      out.cloud_prices[model] = {
+          price_at(file, entry.second["input_per_1m"], what + ".input_per_1m"),
+          price_at(file, entry.second["output_per_1m"], what + ".output_per_1m")};
+    }
+  }
+  if (auto locals = node["local_models"]) {
+    if (!locals.IsMap())
+      fail_at(file, locals, "pricing.local_models must map local model names to cloud model names");
+    for (const auto& entry : locals)
+      out.local_models[entry.first.as<std::string>()] =
+          scalar<std::string>(file, entry.second, "pricing.local_models");
+  }
+  if (auto problem = price_table_problem(out))
+    fail_at(file, node, "pricing: " + *problem);
+}
+
 } // namespace
 
 listen_address parse_listen_address(std::string_view text) {
@@ -319,11 +360,18 @@ daemon_config load_config_file(const std::string& path) {
     return config; // an empty file means all defaults
   check_keys(path, root, "the top level",
              {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
-              "policy", "audit_log", "state_dir", "guards", "http"});
+              "policy", "audit_log", "state_dir", "guards", "http", "ledger", "pricing"});
   if (root["shutdown_grace"])
     config.engine.shutdown_grace = duration_at(path, root["shutdown_grace"], "shutdown_grace");
   if (root["log_format"])
     config.log_format = scalar<std::string>(path, root["log_format"], "log_format");
+  if (auto ledger = root["ledger"]) {
+    check_keys(path, ledger, "ledger", {"enabled"});
+    if (ledger["enabled"])
+      config.ledger_enabled = scalar<bool>(path, ledger["enabled"], "ledger.enabled");
+  }
+  if (auto pricing = root["pricing"])
+    read_pricing(path, pricing, config.pricing);
   if (auto guards = root["guards"]) {
     check_keys(path, guards, "guards", {"prompt_injection", "redact_secrets"});
     if (guards["prompt_injection"]) {
@@ -476,6 +524,8 @@ void finalize_config(daemon_config& config) {
   }
   if (!config.stdio && config.http.listen.empty())
     config.stdio = true; // stdio stays the default transport
+  if (auto problem = price_table_problem(config.pricing))
+    throw config_error("pricing: " + *problem);
   if (config.engine.batch_timeout < config.engine.task_timeout)
     config.engine.batch_timeout = config.engine.task_timeout;
 }

@@ -72,6 +72,10 @@ struct daemon_config {
   std::string policy_file;         // Intercept-compatible policy (YAML); empty: every call allowed
   std::string audit_log;           // JSON Lines audit of tools/call decisions; empty: off
   std::string state_dir;           // where persistent state lives; empty: default_state_dir()
+  // Record every finished task in <state_dir>/usage.sqlite (cost_dashboard, get_metrics,
+  // `offload stats`).
+  bool ledger_enabled = true;
+  price_table pricing = default_price_table(); // what a task done locally saved
 };
 
 // Applies the environment's overrides of common keys, as the original server read them:

@@ -116,6 +116,33 @@ inline constexpr auto store_reply_timeout = 5s;
 // locks for long; waiting longer would stall every counter's first use behind it.
 inline constexpr auto sqlite_busy_timeout = 2000ms;
 
+// -- usage ledger --------------------------------------------------------------------------------
+
+// What a task done locally is compared with by default: the original server's comparison model.
+inline constexpr const char* comparison_model = "claude-sonnet-4-5";
+// Cloud list prices in USD per million tokens (input, output) as published when this was
+// written; `pricing.cloud_prices` replaces or extends them.
+struct cloud_list_price {
+  const char* model;
+  double input_per_1m;
+  double output_per_1m;
+};
+inline constexpr cloud_list_price cloud_list_prices[] = {
+    {"claude-sonnet-4-5", 3.0, 15.0},
+    {"claude-opus-4", 15.0, 75.0},
+    {"claude-haiku-3-5", 0.8, 4.0},
+};
+// A batch's answer waits until its tasks' records are committed. A commit takes well under a
+// millisecond in WAL mode, but may wait out another process's lock (sqlite_busy_timeout); past
+// this the batch answers anyway (the ledger is bookkeeping, never a reason to fail work).
+inline constexpr auto ledger_sync_timeout = 5s;
+// cost_dashboard and get_metrics: a summary is a few scans of the ledger, fast for years of use;
+// a ledger silent this long is wedged, and the agent is better told so.
+inline constexpr auto ledger_query_timeout = 10s;
+// Records held in memory while the disk refuses writes (full, read-only), retried with the next
+// write; beyond this the oldest are dropped (and logged) rather than growing without bound.
+inline constexpr size_t ledger_max_pending = 10'000;
+
 // -- models --------------------------------------------------------------------------------------
 
 // The original server's default coding model.

@@ -1,7 +1,8 @@
 // offload: an MCP server that hands routine coding work to local LLMs.
-// Subcommands: `serve` (the daemon), `fakellm` (a fake LLM server for tests and demos) and
-// `policy check`.
+// Subcommands: `serve` (the daemon), `fakellm` (a fake LLM server for tests and demos),
+// `policy check` and `stats` (the usage ledger).
 
+#include "actors/usage_db.hpp"
 #include "runtime/config.hpp"
 #include "runtime/fakellm.hpp"
 #include "runtime/logging.hpp"
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -163,6 +165,45 @@ int check_config_file(const std::string& path) {
   }
 }
 
+struct stats_flags {
+  std::string state_dir;
+  std::string config_file;
+  std::string format = "table";
+  uint32_t since_days = 0;
+};
+
+// `offload stats`: the usage ledger's summary, read-only, so it works while the daemon writes.
+int print_stats(const stats_flags& flags) {
+  auto dir = flags.state_dir;
+  if (dir.empty() && !flags.config_file.empty())
+    dir = load_config_file(flags.config_file).state_dir;
+  if (dir.empty())
+    dir = default_state_dir();
+  auto path = dir + "/" + ledger_file_name;
+  if (!std::filesystem::exists(path)) {
+    std::cerr << "offload: no usage ledger at " << path
+              << " (offload serve creates it; pass the daemon's --state-dir)\n";
+    return 1;
+  }
+  usage_db db{path, defaults::sqlite_busy_timeout, sqlite_connection::access::read_only};
+  auto since = usage_window_start_ms(flags.since_days, std::chrono::system_clock::now());
+  if (flags.format == "records") {
+    for (const auto& record : db.records(since))
+      std::cout << render_usage_record(record).dump(-1, ' ', false, json::error_handler_t::replace)
+                << '\n';
+    return 0;
+  }
+  auto summary = db.summarize(since);
+  if (flags.format == "json")
+    std::cout << render_usage_json(summary).dump(2, ' ', false, json::error_handler_t::replace)
+              << '\n';
+  else if (flags.format == "prometheus")
+    std::cout << render_usage_prometheus(summary);
+  else
+    std::cout << render_usage_table(summary);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -237,6 +278,20 @@ int main(int argc, char** argv) {
   config_cmd->require_subcommand(1);
   auto* config_check = config_cmd->add_subcommand("check", "Validate a configuration file");
   config_check->add_option("file", config_path, "The YAML configuration file")->required();
+  stats_flags stats_args;
+  auto* stats = app.add_subcommand(
+      "stats", "Show the usage ledger: tasks, tokens and estimated savings (works while serving)");
+  stats->add_option("--state-dir", stats_args.state_dir,
+                    "The daemon's state directory (default: the config file's state_dir, else as "
+                    "for serve)");
+  stats->add_option("--config", stats_args.config_file, "Read state_dir from this config file")
+      ->check(CLI::ExistingFile);
+  stats
+      ->add_option("--format", stats_args.format,
+                   "table (default), json, prometheus, or records (one JSON object per task)")
+      ->check(CLI::IsMember({"table", "json", "prometheus", "records"}));
+  stats->add_option("--since", stats_args.since_days,
+                    "Only the last N UTC days, today included (default 0: everything)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -245,6 +300,8 @@ int main(int argc, char** argv) {
       return check_policy_file(policy_path);
     if (config_cmd->parsed())
       return check_config_file(config_path);
+    if (stats->parsed())
+      return print_stats(stats_args);
     if (serve->parsed()) {
       auto options = build_serve_options(flags);
       setup_logging(options.config.log_level, options.config.log_format);

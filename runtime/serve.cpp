@@ -12,6 +12,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -21,6 +23,7 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 namespace offload {
@@ -28,6 +31,14 @@ namespace offload {
 namespace {
 
 namespace asio = boost::asio;
+
+// Tells this process's records apart from earlier runs' (call numbers start again at 1): the
+// start time, readable and sortable, plus randomness for two daemons started in one second.
+std::string make_run_id() {
+  std::random_device random;
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  return fmt::format("{:%Y%m%dT%H%M%SZ}-{:08x}", now, random());
+}
 
 // CAF's own logger and console output stay silent: stdout is reserved for the protocol.
 class offload_actor_config : public caf::actor_system_config {
@@ -127,6 +138,8 @@ int run_serve(const serve_options& options) {
   // The policy sessions start with; a reload replaces its snapshot (on the I/O thread, where the
   // HTTP transport spawns its sessions too).
   policy_context current_policy;
+  // The usage ledger sessions record to (set below, before anything is served).
+  usage_context usage;
   stop_latch latch;
 
   // Bound before any actor exists, so that a taken port ends the start-up cleanly.
@@ -134,11 +147,11 @@ int run_serve(const serve_options& options) {
   if (!config.http.listen.empty()) {
     auto settings = make_http_settings(config.http);
     bool authenticated = !settings.tokens->empty();
-    auto spawn_session = [&sys, &router, &engine, &current_policy](session_settings session,
-                                                                   output_sink sink) {
+    auto spawn_session = [&sys, &router, &engine, &current_policy, &usage](session_settings session,
+                                                                           output_sink sink) {
       session.server_version = version_string;
       return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
-                               current_policy);
+                               current_policy, usage);
     };
     try {
       http.emplace(io, std::move(settings), spawn_session, metrics);
@@ -160,13 +173,22 @@ int run_serve(const serve_options& options) {
   }
 
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
-  counter_store_actor counters;
-  if (policy_snapshot) {
+  if (policy_snapshot || config.ledger_enabled) {
     std::error_code ec;
     std::filesystem::create_directories(config.state_dir, ec);
     if (ec)
       throw config_error("cannot create the state directory " + config.state_dir + ": " +
                          ec.message());
+  }
+  if (config.ledger_enabled) {
+    auto db = config.state_dir + "/" + ledger_file_name;
+    usage.ledger = spawn_usage_ledger(sys, db);
+    usage.run_id = make_run_id();
+    usage.prices = std::make_shared<const price_table>(config.pricing);
+    spdlog::info("recording usage in {} (run {})", db, usage.run_id);
+  }
+  counter_store_actor counters;
+  if (policy_snapshot) {
     auto db = config.state_dir + "/counters.sqlite";
     counters = spawn_counter_store(sys, db);
     spdlog::info("policy counters persist in {}", db);
@@ -214,7 +236,7 @@ int run_serve(const serve_options& options) {
   if (config.stdio) {
     stdio.emplace(STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes);
     stdio_session = spawn_mcp_session(sys, {"stdio", version_string, ""}, stdio->sink(), router,
-                                      engine, policy);
+                                      engine, policy, usage);
     metrics->sessions(metrics::transport_kind::stdio).add();
     // The stdio client leaving (EOF, its calls done) ends the daemon, HTTP included: it was
     // started for that client.
@@ -382,6 +404,12 @@ int run_serve(const serve_options& options) {
     // After the registry and its buckets, so that their last saves are written.
     caf::anon_send_exit(counters, caf::exit_reason::user_shutdown);
     self->wait_for(counters);
+  }
+  if (usage.ledger) {
+    // After the session, whose calls have answered (their records committed first); records
+    // still queued are written as the ledger stops.
+    caf::anon_send_exit(usage.ledger, caf::exit_reason::user_shutdown);
+    self->wait_for(usage.ledger);
   }
   self->wait_for(router);
   // Exchanges still on the wire belong to tasks that are gone; dropping them is correct.

@@ -17,4 +17,7 @@ int run_serve(const serve_options& options);
 
 inline constexpr const char* version_string = "0.1.0";
 
+// The usage ledger's file in the state directory (read by `offload stats`).
+inline constexpr const char* ledger_file_name = "usage.sqlite";
+
 } // namespace offload

@@ -2,6 +2,8 @@
 #include <caf/test/dsl.hpp>
 
 #include "actors/batch_coordinator.hpp"
+#include "actors/usage_db.hpp"
+#include "tests/actors/counter_fixtures.hpp"
 #include "tests/actors/fakes.hpp"
 
 using namespace offload;
@@ -18,6 +20,8 @@ struct fixture : test_coordinator_fixture<> {
 
   ~fixture() override {
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    if (ledger)
+      caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
     consume_messages();
   }
 
@@ -26,6 +30,28 @@ struct fixture : test_coordinator_fixture<> {
       factory = default_task_factory(router, settings, spec, "test");
     return spawn_batch_coordinator_with(sys, spec, settings, std::move(factory), "test");
   }
+
+  // A coordinator whose tasks are recorded in a ledger (on the test scheduler) at `file`.
+  batch_coordinator_actor spawn_recorded(batch_spec_ptr spec, const temp_db& file) {
+    ledger = spawn_usage_ledger(sys, file.path, store_threading::scheduled);
+    auto prices = std::make_shared<const price_table>(default_price_table());
+    auto clock = [] { return std::chrono::system_clock::from_time_t(1'800'000'020); };
+    call_usage usage{{ledger, "run-x", prices, clock}, "session-1", "alice", 7};
+    return spawn_batch_coordinator_with(sys, spec, settings,
+                                        default_task_factory(router, settings, spec, "test"),
+                                        "test", {}, std::move(usage));
+  }
+
+  // What the ledger committed, read by a connection of its own, in task order.
+  static std::vector<usage_record> recorded(const temp_db& file) {
+    usage_db db{file.path, 100ms, sqlite_connection::access::read_only};
+    auto out = db.records(0);
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.task_index < b.task_index; });
+    return out;
+  }
+
+  usage_ledger_actor ledger;
 
   const task_result& task(size_t i) {
     CAF_REQUIRE(result.has_value());
@@ -267,6 +293,69 @@ CAF_TEST(progress is reported after every task outcome) {
   read_result(handle, result);
   using pairs = std::vector<std::pair<size_t, size_t>>;
   CAF_CHECK(*reports == (pairs{{1, 3}, {2, 3}, {3, 3}}));
+}
+
+CAF_TEST(every finished task is in the ledger once with its call when the batch answers) {
+  temp_db file{"offload-coordinator-usage"};
+  auto aut = spawn_recorded(make_spec({"a", "please fail", "c"}), file);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  auto records = recorded(file);
+  CAF_REQUIRE_EQUAL(records.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& r = records[i];
+    CAF_CHECK_EQUAL(r.task_index, i);
+    CAF_CHECK_EQUAL(r.run_id, "run-x");
+    CAF_CHECK_EQUAL(r.session, "session-1");
+    CAF_CHECK_EQUAL(r.agent, "alice");
+    CAF_CHECK_EQUAL(r.call_no, 7u);
+    CAF_CHECK_EQUAL(r.tool, "batch_offload");
+    CAF_CHECK_EQUAL(r.model, "test-model");
+    CAF_CHECK_EQUAL(r.tokens_in, task(i).tokens_in);
+    CAF_CHECK_EQUAL(r.tokens_out, task(i).tokens_out);
+    CAF_CHECK_EQUAL(r.attempts, task(i).attempts);
+  }
+  CAF_CHECK_EQUAL(records[0].outcome, "ok");
+  CAF_CHECK_EQUAL(records[0].backend, "scripted");
+  CAF_CHECK(records[0].saved_usd > 0);
+  CAF_CHECK_EQUAL(records[1].outcome, "error");
+  CAF_CHECK_EQUAL(records[1].error_code, "backend_http_error");
+  CAF_CHECK_EQUAL(records[1].saved_usd, 0.0);
+}
+
+CAF_TEST(skipped tasks are recorded with the model they would have used) {
+  temp_db file{"offload-coordinator-usage"};
+  auto spec = std::make_shared<batch_spec>(*make_spec({"please fail", "never runs"}, true));
+  spec->stop_on_error = true;
+  spec->tasks[1].model = "other-model";
+  auto aut = spawn_recorded(spec, file);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  auto records = recorded(file);
+  CAF_REQUIRE_EQUAL(records.size(), 2u);
+  CAF_CHECK_EQUAL(records[0].outcome, "error");
+  CAF_CHECK_EQUAL(records[1].outcome, "skipped");
+  CAF_CHECK_EQUAL(records[1].error_code, "skipped");
+  CAF_CHECK_EQUAL(records[1].model, "other-model");
+  CAF_CHECK_EQUAL(records[1].backend, "");
+}
+
+CAF_TEST(a cancelled batch records its unfinished tasks as cancelled) {
+  temp_db file{"offload-coordinator-usage"};
+  auto aut = spawn_recorded(make_spec({"quick", "hang"}), file);
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  self->send(aut, cancel_atom_v);
+  consume_messages();
+  read_result(handle, result);
+  auto records = recorded(file);
+  CAF_REQUIRE_EQUAL(records.size(), 2u);
+  CAF_CHECK_EQUAL(records[0].outcome, "ok");
+  CAF_CHECK_EQUAL(records[1].outcome, "cancelled");
+  CAF_CHECK_EQUAL(records[1].error_code, "cancelled");
+  CAF_CHECK_EQUAL(records[1].model, "test-model");
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -1,6 +1,9 @@
 #define CAF_SUITE mcp_session
 #include <caf/test/dsl.hpp>
 
+#include "actors/usage_db.hpp"
+#include "protocol/mcp.hpp"
+#include "tests/actors/counter_fixtures.hpp"
 #include "tests/actors/fakes.hpp"
 
 #include <nlohmann/json.hpp>
@@ -24,15 +27,26 @@ struct fixture : test_coordinator_fixture<> {
       std::chrono::system_clock::from_time_t(1'800'000'020); // a UTC minute boundary plus 20 s
   bucket_registry_actor registry;
 
-  mcp_session_actor make_session(policy_context policy) {
+  mcp_session_actor make_session(policy_context policy, usage_context usage = {}) {
     return spawn_mcp_session(
         sys, {"test", "9.9.9", "agent-a"},
         [out = sent, tags = related](std::string text, const std::string& tag) {
           out->push_back(std::move(text));
           tags->push_back(tag);
         },
-        router, test_settings(5s, 60s), std::move(policy));
+        router, test_settings(5s, 60s), std::move(policy), std::move(usage));
   }
+
+  // Replaces the session under test by one that records usage in a ledger at `file`.
+  void use_ledger(const temp_db& file) {
+    caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+    ledger = spawn_usage_ledger(sys, file.path, store_threading::scheduled);
+    auto prices = std::make_shared<const price_table>(default_price_table());
+    aut = make_session({}, usage_context{ledger, "run-t", prices, [this] { return wall_now; }});
+    consume_messages();
+    initialize();
+  }
+  usage_ledger_actor ledger;
 
   // Replaces the session under test by one that enforces `yaml`, and initializes it.
   void use_policy(const std::string& yaml) {
@@ -51,6 +65,8 @@ struct fixture : test_coordinator_fixture<> {
     caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
     if (registry)
       caf::anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    if (ledger)
+      caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
     consume_messages();
   }
 
@@ -146,7 +162,7 @@ CAF_TEST(notifications and stray responses get no reply) {
 CAF_TEST(tools list shows every tool in one page by default) {
   initialize();
   auto reply = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 3u);
+  CAF_CHECK_EQUAL(reply["result"]["tools"], mcp::tool_catalogue());
   CAF_CHECK(!reply["result"].contains("nextCursor"));
 }
 
@@ -159,15 +175,24 @@ CAF_TEST(tools list pages with a cursor and rejects a bad one) {
       [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); },
       router, settings, {});
   initialize();
-  auto first = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  CAF_REQUIRE_EQUAL(first["result"]["tools"].size(), 2u);
-  auto cursor = first["result"]["nextCursor"].get<std::string>();
-  json next = {
-      {"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}, {"params", {{"cursor", cursor}}}};
-  auto second = one(next.dump());
-  CAF_REQUIRE_EQUAL(second["result"]["tools"].size(), 1u);
-  CAF_CHECK_EQUAL(second["result"]["tools"][0]["name"].get<std::string>(), "compress_context");
-  CAF_CHECK(!second["result"].contains("nextCursor"));
+  // Page after page, two tools each, until there is no next cursor: the whole catalogue, once.
+  json names = json::array();
+  json next = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}};
+  for (int page = 0; page < 10; ++page) {
+    auto reply = one(next.dump());
+    const auto& tools = reply["result"]["tools"];
+    CAF_REQUIRE(tools.size() >= 1 && tools.size() <= 2);
+    for (const auto& tool : tools)
+      names.push_back(tool["name"]);
+    if (!reply["result"].contains("nextCursor"))
+      break;
+    CAF_REQUIRE_EQUAL(tools.size(), 2u);
+    next["params"] = {{"cursor", reply["result"]["nextCursor"]}};
+  }
+  json all = json::array();
+  for (const auto& tool : mcp::tool_catalogue())
+    all.push_back(tool["name"]);
+  CAF_CHECK_EQUAL(names, all);
   CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":3,"method":"tools/list",)"
                                  R"("params":{"cursor":"bogus"}})")),
                   -32602);
@@ -241,8 +266,13 @@ CAF_TEST(a policy hides tools from the list and denies hidden calls) {
   use_policy("version: \"1\"\nhide: [offload_work, compress_context]\ntools:\n  batch_offload:\n   "
              " rules: []\n");
   auto list = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  CAF_REQUIRE_EQUAL(list["result"]["tools"].size(), 1u);
-  CAF_CHECK_EQUAL(list["result"]["tools"][0]["name"].get<std::string>(), "batch_offload");
+  std::vector<std::string> names;
+  for (const auto& tool : list["result"]["tools"])
+    names.push_back(tool["name"].get<std::string>());
+  CAF_CHECK_EQUAL(names.size(), mcp::tool_catalogue().size() - 2);
+  CAF_CHECK_EQUAL(names.front(), "batch_offload");
+  CAF_CHECK(std::count(names.begin(), names.end(), "offload_work") == 0);
+  CAF_CHECK(std::count(names.begin(), names.end(), "compress_context") == 0);
   auto denied = call(2, "offload_work", json{{"task", "x"}});
   CAF_CHECK(denied["result"]["isError"].get<bool>());
   CAF_CHECK_EQUAL(
@@ -394,6 +424,58 @@ CAF_TEST(responses to requests we never sent are ignored) {
   initialize();
   CAF_CHECK(exchange(R"({"jsonrpc":"2.0","id":"offload-99","result":{}})").empty());
   CAF_CHECK(one(R"({"jsonrpc":"2.0","id":1,"method":"ping"})").contains("result"));
+}
+
+CAF_TEST(the usage tools say so when the ledger is off) {
+  initialize();
+  auto reply = call(1, "cost_dashboard", json::object());
+  CAF_CHECK(reply["result"]["isError"].get<bool>());
+  CAF_CHECK_NOT_EQUAL(
+      reply["result"]["content"][0]["text"].get<std::string>().find("usage ledger is off"),
+      std::string::npos);
+}
+
+CAF_TEST(cost_dashboard and get_metrics show the recorded tasks and record nothing) {
+  temp_db file{"offload-session-usage"};
+  use_ledger(file);
+  call(1, "batch_offload", json{{"tasks", {{{"task", "alpha"}}, {{"task", "fail beta"}}}}});
+  auto dashboard = call(2, "cost_dashboard", json{{"period", "day"}});
+  const auto& result = dashboard["result"];
+  CAF_CHECK(!result["isError"].get<bool>());
+  const auto& figures = result["structuredContent"];
+  CAF_CHECK_EQUAL(figures["since"].get<std::string>(), "2027-01-15");
+  CAF_CHECK_EQUAL(figures["totals"]["tasks"].get<int64_t>(), 2);
+  CAF_CHECK_EQUAL(figures["totals"]["ok"].get<int64_t>(), 1);
+  CAF_CHECK_EQUAL(figures["by_agent"][0]["agent"].get<std::string>(), "agent-a");
+  CAF_CHECK_EQUAL(figures["by_tool"][0]["tool"].get<std::string>(), "batch_offload");
+  auto text = result["content"][0]["text"].get<std::string>();
+  CAF_CHECK_NOT_EQUAL(text.find("tasks: 2 (1 ok, 1 error"), std::string::npos);
+
+  auto metrics = call(3, "get_metrics", json{{"format", "prometheus"}});
+  text = metrics["result"]["content"][0]["text"].get<std::string>();
+  CAF_CHECK_NOT_EQUAL(text.find("offload_tasks_total{tool=\"batch_offload\",outcome=\"ok\"} 1\n"),
+                      std::string::npos);
+  auto as_json = call(4, "get_metrics", json::object());
+  auto parsed = json::parse(as_json["result"]["content"][0]["text"].get<std::string>());
+  // The read tools themselves are not tasks: still the batch's two.
+  CAF_CHECK_EQUAL(parsed["totals"]["tasks"].get<int64_t>(), 2);
+  CAF_CHECK_EQUAL(parsed, as_json["result"]["structuredContent"]);
+  CAF_CHECK_EQUAL(usage_db(file.path, 100ms).records(0).size(), 2u);
+  CAF_CHECK_EQUAL(seen->size(), 2u); // no backend was asked for the read tools
+}
+
+CAF_TEST(bad arguments of the usage tools are an error result naming the field) {
+  temp_db file{"offload-session-usage"};
+  use_ledger(file);
+  auto reply = call(1, "get_metrics", json{{"format", "xml"}});
+  CAF_CHECK(reply["result"]["isError"].get<bool>());
+  CAF_CHECK_EQUAL(reply["result"]["content"][0]["text"].get<std::string>().rfind(
+                      "Invalid arguments for get_metrics: format must be one of", 0),
+                  0u);
+  reply = call(2, "cost_dashboard", json{{"period", 3}});
+  CAF_CHECK_EQUAL(reply["result"]["content"][0]["text"].get<std::string>().rfind(
+                      "Invalid arguments for cost_dashboard: period", 0),
+                  0u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, mkdtempSync, rmSync, constants as fsConstants } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,15 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const OFFLOAD_BIN = process.env.OFFLOAD_BIN
   ? path.resolve(process.env.OFFLOAD_BIN)
   : path.join(REPO_ROOT, 'build', 'offload');
+
+// `offload serve` keeps state (the usage ledger, policy counters) in its state directory, by
+// default under $XDG_STATE_HOME: servers started without --state-dir get a throw-away one per test
+// file, never the user's own. STATE_DIRECTORY (systemd's) would win over it, so it is dropped.
+export const SERVER_ENV = (() => {
+  const env = { ...process.env, XDG_STATE_HOME: mkdtempSync(path.join(tmpdir(), 'offload-e2e-state-')) };
+  delete env.STATE_DIRECTORY;
+  return env;
+})();
 
 // Optional: OFFLOAD_E2E_LOG_LEVEL=debug passes --log-level debug to `offload serve`.
 const SERVE_LOG_LEVEL = process.env.OFFLOAD_E2E_LOG_LEVEL || '';
@@ -45,6 +55,7 @@ const MAX_LOG_CHARS = 64 * 1024;
 const live = new Set();
 process.on('exit', () => {
   for (const child of live) killByPid(child, 'SIGKILL');
+  rmSync(SERVER_ENV.XDG_STATE_HOME, { recursive: true, force: true });
 });
 
 function isRunning(child) {
@@ -248,7 +259,7 @@ export async function startServer({ fake, args = [] }) {
   const transport = new ObservedStdioTransport({
     command: OFFLOAD_BIN,
     args: argv,
-    env: { ...process.env },
+    env: SERVER_ENV,
     stderr: 'pipe',
   });
   transport.stderr.on('data', (c) => stderr.append(c));
@@ -399,7 +410,7 @@ export async function startRawServer({ fake, args = [] }) {
   assertBinary();
   const argv = ['serve', '--stdio', '--backend', `ollama=${fake.url}`, ...args];
   if (SERVE_LOG_LEVEL) argv.push('--log-level', SERVE_LOG_LEVEL);
-  const child = spawn(OFFLOAD_BIN, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(OFFLOAD_BIN, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: SERVER_ENV });
   live.add(child);
   const exited = exitPromise(child);
   exited.then(() => live.delete(child));

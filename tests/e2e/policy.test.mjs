@@ -68,7 +68,7 @@ test('an Intercept policy hides tools and denies by condition with its message',
   const server = await startServer({ fake, args: [...stateDir(), '--policy', interceptPolicy] });
   try {
     await withLogs([server], async () => {
-      assert.deepEqual(server.tools.map((t) => t.name), ['batch_offload']);
+      assert.deepEqual(server.tools.map((t) => t.name), ['batch_offload', 'cost_dashboard', 'get_metrics']);
 
       const hidden = await server.callTool('offload_work', { task: 'write a test' });
       assert.equal(hidden.isError, true);

@@ -20,14 +20,14 @@ after(async () => {
   await fake?.stop();
 }, { timeout: TEST_TIMEOUT_MS });
 
-test('tools/list offers batch_offload and offload_work with input and output schemas', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('tools/list offers the task tools with input and output schemas, and the read tools', { timeout: TEST_TIMEOUT_MS }, async () => {
   const server = await startServer({ fake });
   servers.push(server);
   await withLogs([server], async () => {
     const names = server.tools.map((t) => t.name).sort();
-    assert.deepEqual(names, ['batch_offload', 'compress_context', 'offload_work']);
-    for (const tool of server.tools) {
-      assert.equal(tool.inputSchema?.type, 'object', `${tool.name} inputSchema`);
+    assert.deepEqual(names, ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'offload_work']);
+    for (const tool of server.tools) assert.equal(tool.inputSchema?.type, 'object', `${tool.name} inputSchema`);
+    for (const tool of server.tools.filter((t) => !['cost_dashboard', 'get_metrics'].includes(t.name))) {
       assert.equal(tool.outputSchema?.type, 'object', `${tool.name} outputSchema`);
       assert.ok(tool.outputSchema.properties?.tasks, `${tool.name} outputSchema has no tasks`);
       assert.ok(tool.outputSchema.properties?.totals, `${tool.name} outputSchema has no totals`);
@@ -60,7 +60,8 @@ for (const version of SUPPORTED) {
       server.notify('notifications/initialized', {});
       const list = await server.request('tools/list', {});
       assert.equal(list.error, undefined, JSON.stringify(list.error));
-      assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'offload_work']);
+      assert.deepEqual(list.result.tools.map((t) => t.name).sort(),
+        ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'offload_work']);
       const unknown = await server.request('tools/call', { name: 'no_such_tool', arguments: {} });
       assert.equal(unknown.error?.code, -32602, JSON.stringify(unknown));
       const exit = await server.close();

@@ -27,11 +27,16 @@ CAF_TEST(malformed initialize params name the field) {
 
 CAF_TEST(the catalogue has every tool with object schemas) {
   auto tools = mcp::tool_catalogue();
-  CAF_REQUIRE_EQUAL(tools.size(), 3u);
-  for (const auto& tool : tools) {
+  CAF_REQUIRE_EQUAL(tools.size(), 5u);
+  for (const auto& tool : tools)
     CAF_CHECK_EQUAL(tool["inputSchema"]["type"].get<std::string>(), "object");
-    CAF_CHECK_EQUAL(tool["outputSchema"]["type"].get<std::string>(), "object");
-  }
+  // The task tools promise the batch result's shape; the read tools answer in text.
+  for (size_t i = 0; i < 3; ++i)
+    CAF_CHECK_EQUAL(tools[i]["outputSchema"]["type"].get<std::string>(), "object");
+  CAF_CHECK_EQUAL(tools[3]["name"].get<std::string>(), "cost_dashboard");
+  CAF_CHECK_EQUAL(tools[4]["name"].get<std::string>(), "get_metrics");
+  CAF_CHECK(tools[3]["annotations"]["readOnlyHint"].get<bool>());
+  CAF_CHECK(tools[4]["inputSchema"]["properties"].contains("format"));
   CAF_CHECK_EQUAL(tools[0]["name"].get<std::string>(), "batch_offload");
   CAF_CHECK_EQUAL(tools[1]["name"].get<std::string>(), "offload_work");
   CAF_CHECK_EQUAL(tools[2]["name"].get<std::string>(), "compress_context");

@@ -182,6 +182,9 @@ CAF_TEST(the shipped default config loads and matches the built - in defaults) {
   CAF_CHECK(config.http.sse_retry == builtin.http.sse_retry);
   CAF_CHECK_EQUAL(config.http.event_buffer, builtin.http.event_buffer);
   CAF_CHECK(config.http.tokens.empty());
+  CAF_CHECK_EQUAL(config.ledger_enabled, builtin.ledger_enabled);
+  CAF_CHECK_EQUAL(config.pricing.comparison_model, builtin.pricing.comparison_model);
+  CAF_CHECK_EQUAL(config.pricing.cloud_prices.size(), builtin.pricing.cloud_prices.size());
 }
 
 CAF_TEST(the http section is read with every key) {
@@ -297,6 +300,46 @@ CAF_TEST(listen addresses are loopback unless remote access is allowed) {
   remote.http.allow_remote = true;
   finalize_config(remote);
   CAF_CHECK(!remote.stdio);
+}
+
+CAF_TEST(the ledger can be turned off and prices configured) {
+  temp_yaml file{"ledger: {enabled: false}\n"
+                 "pricing:\n"
+                 "  comparison_model: my-cloud\n"
+                 "  cloud_prices:\n"
+                 "    my-cloud: {input_per_1m: 2, output_per_1m: 8.5}\n"
+                 "    claude-haiku-3-5: {input_per_1m: 1, output_per_1m: 5}\n"
+                 "  local_models:\n"
+                 "    llama3.2:3b: claude-haiku-3-5\n"};
+  auto config = load_config_file(file.path);
+  CAF_CHECK(!config.ledger_enabled);
+  const auto& prices = config.pricing;
+  CAF_CHECK_EQUAL(prices.comparison_model, "my-cloud");
+  CAF_CHECK_EQUAL(prices.cloud_prices.at("my-cloud").output_per_1m, 8.5);
+  CAF_CHECK_EQUAL(prices.cloud_prices.at("claude-haiku-3-5").input_per_1m, 1.0);
+  CAF_CHECK_EQUAL(prices.cloud_prices.count("claude-sonnet-4-5"), 1u); // built-ins stay
+  CAF_CHECK_EQUAL(prices.local_models.at("llama3.2:3b"), "claude-haiku-3-5");
+  CAF_CHECK(daemon_config{}.ledger_enabled);
+}
+
+CAF_TEST(bad prices are errors naming the field) {
+  CAF_CHECK_NOT_EQUAL(load_error("pricing: {comparison_model: nobody}\n")
+                          .find("\"nobody\" has "
+                                "no price"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("pricing:\n  cloud_prices:\n    x: {input_per_1m: -1, "
+                                 "output_per_1m: 1}\n")
+                          .find("pricing.cloud_prices.x.input_per_1m must be a number"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(
+      load_error("pricing:\n  cloud_prices:\n    x: {input_per_1m: 1}\n").find("output_per_1m"),
+      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("pricing: {local_models: {a: b}}\n")
+                          .find("\"b\", which has "
+                                "no price"),
+                      std::string::npos);
+  CAF_CHECK_NOT_EQUAL(load_error("ledger: {on: true}\n").find("unknown key \"on\" in ledger"),
+                      std::string::npos);
 }
 
 CAF_TEST(openai backends are accepted from files and flags) {
