@@ -1,6 +1,7 @@
 #include "protocol/mcp.hpp"
 
 #include "protocol/batch.hpp"
+#include "protocol/model_tools.hpp"
 
 #include <array>
 
@@ -75,7 +76,7 @@ json tool_catalogue() {
   auto work_props = task_props;
   work_props.update(deadline_properties_schema());
   auto output = batch_output_schema();
-  return json::array({
+  auto tools = json::array({
       {
           {"name", "batch_offload"},
           {"title", "Offload a batch of coding tasks"},
@@ -105,6 +106,9 @@ json tool_catalogue() {
           {"outputSchema", output},
       },
   });
+  for (auto& tool : model_tools::definitions())
+    tools.push_back(std::move(tool));
+  return tools;
 }
 
 json tool_result(std::string text, bool is_error, json structured) {

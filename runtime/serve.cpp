@@ -1,5 +1,6 @@
 #include "runtime/serve.hpp"
 
+#include "runtime/http_admin.hpp"
 #include "runtime/policy_watcher.hpp"
 #include "runtime/stdio_transport.hpp"
 
@@ -9,6 +10,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -79,21 +82,36 @@ int run_serve(const serve_options& options) {
   std::thread io_thread{[&io] { io.run(); }};
 
   std::vector<backend_spec> backends;
+  admin_options admin;
+  admin.model_options = config.model_options;
+  admin.probe_timeout = config.routing.probe_timeout;
   for (const auto& b : config.backends) {
     // finalize_config has checked the kind.
     auto kind = parse_backend_kind(b.kind).value();
-    auto client = make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency);
+    auto client =
+        make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency, config.model_options);
     backend_settings settings;
     settings.name = b.name;
     settings.max_concurrency = b.max_concurrency;
     settings.max_queue = b.max_queue;
     settings.queue_wait = b.queue_wait;
     settings.aging = b.aging;
-    backends.push_back(make_backend_spec(std::move(settings), std::move(client)));
-    spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
-                 b.target.display(), b.max_concurrency);
+    auto spec = make_backend_spec(std::move(settings), std::move(client),
+                                  make_endpoint_admin(io, kind, b.target, admin));
+    spec.kind = b.kind;
+    spec.models = b.models;
+    spec.discover = b.discover;
+    backends.push_back(std::move(spec));
+    spdlog::info("backend {}: {} at {}, {} concurrent request(s){}", b.name, b.kind,
+                 b.target.display(), b.max_concurrency,
+                 b.models.empty()
+                     ? std::string{}
+                     : fmt::format(", configured models: {}", fmt::join(b.models, ", ")));
   }
-  auto router = spawn_router(sys, std::move(backends));
+  spdlog::info("routing: {}, health probes every {} ms, model discovery every {} ms",
+               to_string(config.routing.strategy), config.routing.health_interval.count(),
+               config.routing.discovery_interval.count());
+  auto router = spawn_router(sys, std::move(backends), config.routing);
   auto engine = std::make_shared<const engine_settings>(config.engine);
 
   stdio_transport transport{STDIN_FILENO, STDOUT_FILENO, options.max_message_bytes};

@@ -75,16 +75,40 @@ scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
       },
       [](http_done_atom, uint64_t, llm_outcome&) {},
       [](sweep_atom, uint64_t) {},
+      [](health_probe_atom) {
+        admin_result up;
+        up.ok = true;
+        up.health = probe_status::up;
+        return up;
+      },
+      [](list_models_atom) { return admin_result{}; },
+      [](loaded_models_atom) { return admin_result{}; },
+      [](preload_atom, std::string&, std::string&) { return admin_result{}; },
+      [](pull_model_atom, std::string&) { return admin_result{}; },
+      [](admin_done_atom, uint64_t, admin_result&) {},
+      [](admin_step_atom, uint64_t, pull_update&) {},
   };
+}
+
+// Router settings for tests that do not exercise health or discovery: no timers at all, so
+// the test scheduler's run() terminates.
+inline router_settings quiet_router_settings() {
+  router_settings settings;
+  settings.health_interval = std::chrono::milliseconds{0};
+  settings.discovery_interval = std::chrono::milliseconds{0};
+  settings.default_model = "test-model";
+  return settings;
 }
 
 // A router over one scripted backend (restarted by the router if it crashes).
 inline router_actor spawn_scripted_router(caf::actor_system& sys,
                                           std::shared_ptr<std::vector<std::string>> seen) {
+  backend_spec spec;
+  spec.name = "scripted";
+  spec.spawn = [seen](caf::actor_system& s) { return s.spawn(scripted_backend, seen); };
   std::vector<backend_spec> specs;
-  specs.push_back(backend_spec{
-      "scripted", [seen](caf::actor_system& s) { return s.spawn(scripted_backend, seen); }});
-  return spawn_router(sys, std::move(specs));
+  specs.push_back(std::move(spec));
+  return spawn_router(sys, std::move(specs), quiet_router_settings());
 }
 
 inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,

@@ -146,7 +146,7 @@ CAF_TEST(notifications and stray responses get no reply) {
 CAF_TEST(tools list shows every tool in one page by default) {
   initialize();
   auto reply = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
-  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 3u);
+  CAF_CHECK_EQUAL(reply["result"]["tools"].size(), 6u);
   CAF_CHECK(!reply["result"].contains("nextCursor"));
 }
 
@@ -165,9 +165,16 @@ CAF_TEST(tools list pages with a cursor and rejects a bad one) {
   json next = {
       {"jsonrpc", "2.0"}, {"id", 2}, {"method", "tools/list"}, {"params", {{"cursor", cursor}}}};
   auto second = one(next.dump());
-  CAF_REQUIRE_EQUAL(second["result"]["tools"].size(), 1u);
+  CAF_REQUIRE_EQUAL(second["result"]["tools"].size(), 2u);
   CAF_CHECK_EQUAL(second["result"]["tools"][0]["name"].get<std::string>(), "compress_context");
-  CAF_CHECK(!second["result"].contains("nextCursor"));
+  json last = {{"jsonrpc", "2.0"},
+               {"id", 4},
+               {"method", "tools/list"},
+               {"params", {{"cursor", second["result"]["nextCursor"]}}}};
+  auto third = one(last.dump());
+  CAF_REQUIRE_EQUAL(third["result"]["tools"].size(), 2u);
+  CAF_CHECK_EQUAL(third["result"]["tools"][1]["name"].get<std::string>(), "pull_model");
+  CAF_CHECK(!third["result"].contains("nextCursor"));
   CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":3,"method":"tools/list",)"
                                  R"("params":{"cursor":"bogus"}})")),
                   -32602);
@@ -238,7 +245,8 @@ CAF_TEST(closing waits for running calls and then stops the session) {
 }
 
 CAF_TEST(a policy hides tools from the list and denies hidden calls) {
-  use_policy("version: \"1\"\nhide: [offload_work, compress_context]\ntools:\n  batch_offload:\n   "
+  use_policy("version: \"1\"\nhide: [offload_work, compress_context, list_loaded_models, "
+             "preload_model, pull_model]\ntools:\n  batch_offload:\n   "
              " rules: []\n");
   auto list = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
   CAF_REQUIRE_EQUAL(list["result"]["tools"].size(), 1u);

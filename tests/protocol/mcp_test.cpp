@@ -27,7 +27,7 @@ CAF_TEST(malformed initialize params name the field) {
 
 CAF_TEST(the catalogue has every tool with object schemas) {
   auto tools = mcp::tool_catalogue();
-  CAF_REQUIRE_EQUAL(tools.size(), 3u);
+  CAF_REQUIRE_EQUAL(tools.size(), 6u);
   for (const auto& tool : tools) {
     CAF_CHECK_EQUAL(tool["inputSchema"]["type"].get<std::string>(), "object");
     CAF_CHECK_EQUAL(tool["outputSchema"]["type"].get<std::string>(), "object");
@@ -36,6 +36,14 @@ CAF_TEST(the catalogue has every tool with object schemas) {
   CAF_CHECK_EQUAL(tools[1]["name"].get<std::string>(), "offload_work");
   CAF_CHECK_EQUAL(tools[2]["name"].get<std::string>(), "compress_context");
   CAF_CHECK_EQUAL(tools[2]["inputSchema"]["required"][0].get<std::string>(), "content");
+  // The model tools keep the original server's names and required arguments.
+  CAF_CHECK_EQUAL(tools[3]["name"].get<std::string>(), "list_loaded_models");
+  CAF_CHECK(!tools[3]["inputSchema"].contains("required"));
+  CAF_CHECK_EQUAL(tools[4]["name"].get<std::string>(), "preload_model");
+  CAF_CHECK_EQUAL(tools[4]["inputSchema"]["required"][0].get<std::string>(), "model");
+  CAF_CHECK(tools[4]["inputSchema"]["properties"].contains("keep_alive"));
+  CAF_CHECK_EQUAL(tools[5]["name"].get<std::string>(), "pull_model");
+  CAF_CHECK_EQUAL(tools[5]["inputSchema"]["required"][0].get<std::string>(), "model");
   // The deadline overrides are offered on every task tool.
   CAF_CHECK(tools[0]["inputSchema"]["properties"].contains("task_timeout_ms"));
   CAF_CHECK(tools[1]["inputSchema"]["properties"].contains("first_token_timeout_ms"));
