@@ -82,9 +82,33 @@ scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
         return up;
       },
       [](list_models_atom) { return admin_result{}; },
-      [](loaded_models_atom) { return admin_result{}; },
-      [](preload_atom, std::string&, std::string&) { return admin_result{}; },
-      [](pull_model_atom, std::string&) { return admin_result{}; },
+      // The model tools: one loaded model; preloads succeed; a pull reports two steps to its
+      // requester, then succeeds, unless the model's name contains "missing".
+      [](loaded_models_atom) {
+        admin_result r;
+        r.ok = true;
+        r.loaded.push_back({"test-model", 1000, 1000, "2030-01-01T00:00:00Z", 4096});
+        return r;
+      },
+      [](preload_atom, std::string&, std::string& keep_alive) {
+        admin_result r;
+        r.ok = true;
+        r.detail = keep_alive.empty() ? "-1" : keep_alive;
+        return r;
+      },
+      [self](pull_model_atom, std::string& model) {
+        admin_result r;
+        if (model.find("missing") != std::string::npos) {
+          r.error = {errc::backend_error, "pull model manifest: file does not exist", false};
+          return r;
+        }
+        auto requester = caf::actor_cast<model_tool_actor>(self->current_sender());
+        self->send(requester, pull_progress_atom_v, pull_update{"pulling manifest", 0, 0});
+        self->send(requester, pull_progress_atom_v, pull_update{"pulling 1a", 100, 100});
+        r.ok = true;
+        r.detail = "success";
+        return r;
+      },
       [](admin_done_atom, uint64_t, admin_result&) {},
       [](admin_step_atom, uint64_t, pull_update&) {},
   };
