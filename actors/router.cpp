@@ -47,23 +47,24 @@ const std::vector<uint32_t>* known_servers(const router_state& st, const std::st
 }
 
 // Backends whose models are not known (discovery off or failing, nothing configured), which are
-// tried for models nobody is known to have. One whose first discovery is still on its way is not
-// one of them: the answer is awaited instead.
-std::vector<uint32_t> unknown_servers(router_pointer self) {
-  std::vector<uint32_t> out;
+// tried for models no other backend is known to have. One whose first discovery is still on its
+// way is not one of them: the answer is awaited instead. Fills (and returns) a reused vector.
+const std::vector<uint32_t>& unknown_servers(router_pointer self) {
   auto& st = self->state;
+  st.unknown.clear();
   for (uint32_t id = 0; id < st.backends.size(); ++id) {
     const auto& b = st.backends[id];
     if (b.models_known())
       continue;
     if (discovers(self, id) && b.discovery_pending)
       continue;
-    out.push_back(id);
+    st.unknown.push_back(id);
   }
-  return out;
+  return st.unknown;
 }
 
-std::vector<uint32_t> candidates_for(router_pointer self, const std::string& model) {
+// The backends that may serve `model`: those known to, else those whose models are unknown.
+const std::vector<uint32_t>& candidates_for(router_pointer self, const std::string& model) {
   if (auto known = known_servers(self->state, model))
     return *known;
   return unknown_servers(self);
@@ -108,24 +109,28 @@ uint32_t pick(router_pointer self, const std::vector<uint32_t>& group) {
   return best;
 }
 
-route choose(router_pointer self, std::vector<uint32_t> candidates, const route_hint& hint,
+// Runs for every attempt, so it allocates nothing once warm: the best-ranked candidates go into
+// a vector the router keeps.
+route choose(router_pointer self, const std::vector<uint32_t>& candidates, const route_hint& hint,
              const std::string& model) {
   auto& st = self->state;
-  if (candidates.size() > 1 && !hint.avoid_backend.empty()) {
-    auto avoided = std::remove_if(candidates.begin(), candidates.end(), [&](uint32_t id) {
-      return st.backends[id].spec.name == hint.avoid_backend;
-    });
-    if (avoided != candidates.begin())
-      candidates.erase(avoided, candidates.end());
-  }
+  // The backend that just failed the task is left out when another one serves the model.
+  bool drop_avoided = false;
+  if (candidates.size() > 1 && !hint.avoid_backend.empty())
+    for (auto id : candidates)
+      drop_avoided = drop_avoided || st.backends[id].spec.name == hint.avoid_backend;
+  auto eligible = [&](uint32_t id) {
+    return !drop_avoided || st.backends[id].spec.name != hint.avoid_backend;
+  };
   int best_rank = 3;
   for (auto id : candidates)
-    best_rank = std::min(best_rank, rank_of(st.backends[id]));
-  std::vector<uint32_t> group;
+    if (eligible(id))
+      best_rank = std::min(best_rank, rank_of(st.backends[id]));
+  st.group.clear();
   for (auto id : candidates)
-    if (rank_of(st.backends[id]) == best_rank)
-      group.push_back(id);
-  auto id = pick(self, group);
+    if (eligible(id) && rank_of(st.backends[id]) == best_rank)
+      st.group.push_back(id);
+  auto id = pick(self, st.group);
   auto& chosen = st.backends[id];
   if (best_rank == 2 && !chosen.last_resort_logged) {
     chosen.last_resort_logged = true;
@@ -299,9 +304,9 @@ router_actor::behavior_type router(router_pointer self, std::vector<backend_spec
                                "no LLM backend is configured; start offload with --backend",
                                false});
         auto model = resolve_model(st, requested);
-        auto candidates = candidates_for(self, model);
+        const auto& candidates = candidates_for(self, model);
         if (!candidates.empty())
-          return choose(self, std::move(candidates), hint, model);
+          return choose(self, candidates, hint, model);
         if (!awaits_discovery(self))
           return model_not_found(st, requested, model);
         auto promise = self->make_response_promise<route>();
@@ -356,9 +361,9 @@ void settle_pending_routes(router_pointer self) {
   auto waiting = std::move(st.pending);
   st.pending.clear();
   for (auto& p : waiting) {
-    auto candidates = candidates_for(self, p.model);
+    const auto& candidates = candidates_for(self, p.model);
     if (!candidates.empty())
-      p.promise.deliver(choose(self, std::move(candidates), p.hint, p.model));
+      p.promise.deliver(choose(self, candidates, p.hint, p.model));
     else if (discovering)
       st.pending.push_back(std::move(p));
     else

@@ -58,6 +58,9 @@ struct router_state {
   std::vector<pending_route> pending;
   // Rotates round-robin choices and least-loaded ties.
   size_t next = 0;
+  // Scratch space of every route choice, kept to spare the hot path allocations.
+  std::vector<uint32_t> unknown;
+  std::vector<uint32_t> group;
   // The periodic probe and discovery loops; stale ticks carry an old generation.
   uint64_t probe_generation = 0;
   uint64_t discover_generation = 0;
