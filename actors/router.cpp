@@ -208,6 +208,9 @@ void record_attempt(router_pointer self, const attempt_report& report) {
   if (b.outstanding > 0)
     --b.outstanding;
   bool failed = counts_against_backend(report.outcome);
+  if (report.outcome == errc::model_not_found && discovers(self, report.backend_id) &&
+      self->clock().now() - b.last_discovery >= st.settings.rediscover_min_interval)
+    discover_backend(self, report.backend_id); // it lost a model we thought it had
   if (!failed && report.outcome != errc::no_error)
     return; // says nothing about the backend
   if (failed) {

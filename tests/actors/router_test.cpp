@@ -299,6 +299,18 @@ CAF_TEST(the model lists are refreshed periodically) {
   CAF_CHECK_EQUAL(logged("has 2 model(s)"), 1u);
 }
 
+CAF_TEST(a backend that lost a model is asked for its models again) {
+  start({endpoint("ollama", {"a", "b"})});
+  endpoints["ollama"]->models = {"a"};
+  wait(5s);
+  report(route_for("b"), errc::model_not_found);
+  CAF_CHECK_EQUAL(endpoints["ollama"]->lists, 2);
+  CAF_CHECK(refusal("b").code == errc::model_not_found);
+  // Not more often than rediscover_min_interval.
+  report(route_for("a"), errc::model_not_found);
+  CAF_CHECK_EQUAL(endpoints["ollama"]->lists, 2);
+}
+
 CAF_TEST(a backend that cannot list its models is tried for unknown ones) {
   auto silent = endpoint("silent", {});
   endpoints["silent"]->list_ok = false;
