@@ -6,6 +6,9 @@
 //   task --monitor, (generate)--> backend --(HTTP via llm_client on the I/O thread)--> (http_done)
 //   batch_coordinator --(progress)--> mcp_session
 //   batch_coordinator --(ldg_record per finished task, ldg_sync before answering)--> usage_ledger
+//   task --(route_done)--> router: how each routed attempt ended (circuit breaker, load)
+//   router --(hc_probe, ls_models)--> backend: health probes and model discovery
+//   mcp_session --spawn, (run_tool)--> model_tool --(ls_loaded, preload, pull_model)--> backend
 
 #include "actors/atoms.hpp"
 #include "actors/messages.hpp"
@@ -14,7 +17,9 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace offload {
 
@@ -28,6 +33,8 @@ using mcp_session_actor = caf::typed_actor<
     caf::reacts_to<new_policy_atom, policy_ptr>,
     // Call `call_no` has `done` of `total` tasks finished (sent by its coordinator).
     caf::reacts_to<progress_atom, uint64_t, size_t, size_t>,
+    // Call `call_no` (a model tool) made progress: value, total (0: unknown) and a message.
+    caf::reacts_to<tool_progress_atom, uint64_t, double, double, std::string>,
     // Internal: periodic progress heartbeat for calls that asked for progress.
     caf::reacts_to<heartbeat_atom, uint64_t>,
     // The daemon is stopping: cancel running calls (each still gets its result), then quit.
@@ -50,18 +57,84 @@ using backend_actor = caf::typed_actor<
     // Internal: the I/O thread finished exchange `id`.
     caf::reacts_to<http_done_atom, uint64_t, llm_outcome>,
     // Internal: fail requests that waited longer than the wait budget (tick `generation`).
-    caf::reacts_to<sweep_atom, uint64_t>>;
+    caf::reacts_to<sweep_atom, uint64_t>,
+    // Probe the endpoint's health (Ollama: /api/version; OpenAI-compatible: /health).
+    caf::replies_to<health_probe_atom>::with<admin_result>,
+    // The models the endpoint has (Ollama: /api/tags; OpenAI-compatible: /v1/models).
+    caf::replies_to<list_models_atom>::with<admin_result>,
+    // The models loaded in memory (Ollama's /api/ps).
+    caf::replies_to<loaded_models_atom>::with<admin_result>,
+    // Load `model` and keep it loaded for `keep_alive` (empty: the configured or default value).
+    caf::replies_to<preload_atom, std::string, std::string>::with<admin_result>,
+    // Download `model`; the requester hears (pull_progress, update) while it runs.
+    caf::replies_to<pull_model_atom, std::string>::with<admin_result>,
+    // Internal: the I/O thread finished management request `id`, or a pull made progress.
+    caf::reacts_to<admin_done_atom, uint64_t, admin_result>,
+    caf::reacts_to<admin_step_atom, uint64_t, pull_update>>;
 
 // The backend a task should use, as chosen by the router.
 struct route {
   backend_actor backend;
   std::string name;
+  // The model to ask for: the task's, with an alias or an empty name resolved.
+  std::string model;
+  // The router's number of the backend, for the attempt's (route_done) report.
+  uint32_t backend_id = 0;
 };
 
-// Supervises the backends (restarting any that dies) and picks one for each task.
+// A backend's circuit breaker: closed (in use), open (avoided after failures, until a cool-down
+// passes) or half-open (on trial: the next outcome or health probe decides).
+enum class breaker_state : uint8_t { closed, open, half_open };
+
+// What the router knows about one backend, for status pages, metrics and the model tools.
+struct backend_status {
+  std::string name;
+  std::string kind; // "ollama" or "openai"
+  backend_actor handle;
+  breaker_state breaker = breaker_state::closed;
+  probe_status health = probe_status::up;
+  // Whether `models` is known (configured or discovered); when not, the backend is tried for
+  // any model no other backend has.
+  bool models_known = false;
+  std::vector<std::string> models;
+  size_t outstanding = 0; // attempts routed to it that have not reported yet
+  uint64_t restarts = 0;
+  uint64_t breaker_opened = 0; // times its breaker opened
+  uint64_t successes = 0;
+  uint64_t failures = 0; // outcomes that counted against it
+};
+
+struct router_status {
+  std::vector<backend_status> backends;
+  std::string default_model;
+  std::map<std::string, std::string> aliases;
+};
+
+// Supervises the backends (restarting any that dies), knows which models each serves, probes
+// their health, keeps a circuit breaker per backend, and picks one for each task.
 using router_actor = caf::typed_actor<
     // Which backend should serve `model` for this attempt.
-    caf::replies_to<route_atom, std::string, route_hint>::with<route>>;
+    caf::replies_to<route_atom, std::string, route_hint>::with<route>,
+    // How an attempt routed earlier ended (exactly one report per route answered).
+    caf::reacts_to<route_done_atom, attempt_report>,
+    // Every backend's state.
+    caf::replies_to<router_status_atom>::with<router_status>,
+    // Ask backend `name` (empty: every backend) for its models now, e.g. after a pull.
+    caf::reacts_to<rediscover_atom, std::string>,
+    // Internal: periodic health probes and model discovery (tick `generation`).
+    caf::reacts_to<probe_tick_atom, uint64_t>, caf::reacts_to<discover_tick_atom, uint64_t>,
+    // Internal: the cool-down of backend `id`'s breaker, opened as `epoch`, is over.
+    caf::reacts_to<cooldown_atom, uint32_t, uint64_t>>;
+
+// Runs one model-management tool call (list_loaded_models, preload_model, pull_model) against
+// the backends and answers once with the MCP tool result.
+using model_tool_actor = caf::typed_actor<
+    // Run the call; the answer is the tools/call result (content, isError, structuredContent).
+    caf::replies_to<run_tool_atom>::with<tool_answer>,
+    // Internal: a pull the call started made progress.
+    caf::reacts_to<pull_progress_atom, pull_update>,
+    // Stop now (the daemon is stopping): answer with what is known.
+    caf::reacts_to<cancel_atom>>;
 
 // One policy counter (one key: tool or _global, counter name, scope suffix). Serialises every
 // reservation on it, so concurrent calls can never overshoot its limit.
@@ -120,3 +193,4 @@ using usage_ledger_actor = caf::typed_actor<
 } // namespace offload
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::route)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::router_status)

@@ -61,5 +61,40 @@ using ledger_query_atom = caf::atom_constant<caf::atom("ldg_query")>; // usage s
 inline constexpr ledger_query_atom ledger_query_atom_v{};
 using ledger_flush_atom = caf::atom_constant<caf::atom("ldg_flush")>; // write queued records
 inline constexpr ledger_flush_atom ledger_flush_atom_v{};
+// -- routing, health and model management
+// ----------------------------------------------------------
+
+using route_done_atom = caf::atom_constant<caf::atom("route_done")>; // task -> router: outcome
+inline constexpr route_done_atom route_done_atom_v{};
+using router_status_atom = caf::atom_constant<caf::atom("rt_status")>; // backends' state
+inline constexpr router_status_atom router_status_atom_v{};
+using rediscover_atom = caf::atom_constant<caf::atom("rediscover")>; // refresh model lists
+inline constexpr rediscover_atom rediscover_atom_v{};
+using probe_tick_atom = caf::atom_constant<caf::atom("probe_tick")>; // router: health probes
+inline constexpr probe_tick_atom probe_tick_atom_v{};
+using discover_tick_atom = caf::atom_constant<caf::atom("disc_tick")>; // router: discovery
+inline constexpr discover_tick_atom discover_tick_atom_v{};
+using cooldown_atom = caf::atom_constant<caf::atom("cooldown")>; // router: breaker cool-down over
+inline constexpr cooldown_atom cooldown_atom_v{};
+using health_probe_atom = caf::atom_constant<caf::atom("hc_probe")>; // router -> backend
+inline constexpr health_probe_atom health_probe_atom_v{};
+using list_models_atom = caf::atom_constant<caf::atom("ls_models")>; // router -> backend
+inline constexpr list_models_atom list_models_atom_v{};
+using loaded_models_atom = caf::atom_constant<caf::atom("ls_loaded")>; // model tool -> backend
+inline constexpr loaded_models_atom loaded_models_atom_v{};
+using preload_atom = caf::atom_constant<caf::atom("preload")>; // model tool -> backend
+inline constexpr preload_atom preload_atom_v{};
+using pull_model_atom = caf::atom_constant<caf::atom("pull_model")>; // model tool -> backend
+inline constexpr pull_model_atom pull_model_atom_v{};
+using pull_progress_atom = caf::atom_constant<caf::atom("pull_prog")>; // backend -> model tool
+inline constexpr pull_progress_atom pull_progress_atom_v{};
+using admin_done_atom = caf::atom_constant<caf::atom("admin_done")>; // I/O thread -> backend
+inline constexpr admin_done_atom admin_done_atom_v{};
+using admin_step_atom = caf::atom_constant<caf::atom("admin_step")>; // I/O thread -> backend
+inline constexpr admin_step_atom admin_step_atom_v{};
+using run_tool_atom = caf::atom_constant<caf::atom("run_tool")>; // session -> model tool
+inline constexpr run_tool_atom run_tool_atom_v{};
+using tool_progress_atom = caf::atom_constant<caf::atom("tool_prog")>; // model tool -> session
+inline constexpr tool_progress_atom tool_progress_atom_v{};
 
 } // namespace offload

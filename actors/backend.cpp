@@ -7,6 +7,11 @@
 // running exchange aborted, so no slot is ever spent on an answer nobody will read. If the actor
 // itself fails, every requester is answered with backend_unavailable before it goes, so that tasks
 // can fail over instead of waiting for their deadline.
+//
+// The backend also owns its endpoint's management requests (endpoint_admin): health probes and
+// model lists for the router, loaded models, preloads and pulls for the model tools. They do not
+// take slots; a pull's progress is relayed to its requester, and a requester that dies has its
+// request aborted, as for completions.
 
 #include "actors/fair_queue.hpp"
 #include "actors/spawn.hpp"
@@ -36,9 +41,19 @@ struct running_exchange {
   bool abandoned = false; // the requester is gone; the slot frees when the abort completes
 };
 
+struct running_admin {
+  caf::typed_response_promise<admin_result> promise;
+  caf::actor_addr requester; // set when the requester is watched (model tools, not the router)
+  std::shared_ptr<llm_exchange> exchange;
+};
+
 struct backend_state {
   backend_settings settings;
   std::shared_ptr<llm_client> client;
+  std::shared_ptr<endpoint_admin> admin; // may be null
+  // Management requests on their way, by id.
+  std::unordered_map<uint64_t, running_admin> admin_running;
+  uint64_t next_admin_id = 1;
   // Requests waiting for a slot.
   fair_queue<pending_request> queue;
   // Exchanges holding a slot, by id.
@@ -100,6 +115,9 @@ void drop_requests_of(backend_pointer self, const caf::actor_addr& requester) {
         run.exchange->cancel();
     }
   }
+  for (auto& [id, run] : st.admin_running)
+    if (run.requester == requester && run.exchange)
+      run.exchange->cancel();
 }
 
 // Answers every waiting and running request with `err` (the actor is about to stop).
@@ -115,13 +133,52 @@ void fail_everything(backend_pointer self, const task_error& err) {
       run.exchange->cancel();
   }
   st.running.clear();
+  for (auto& [id, run] : st.admin_running) {
+    run.promise.deliver(error);
+    if (run.exchange)
+      run.exchange->cancel();
+  }
+  st.admin_running.clear();
+}
+
+// Starts a management request: `start(id, done)` hands it to the endpoint_admin, whose completion
+// comes back as (admin_done, id, result). A watched requester that dies has it aborted.
+template <class Start>
+caf::result<admin_result> start_admin(backend_pointer self, bool watch_requester, Start start) {
+  auto& st = self->state;
+  auto id = st.next_admin_id++;
+  caf::actor_addr requester;
+  if (watch_requester) {
+    requester = caf::actor_cast<caf::actor_addr>(self->current_sender());
+    if (requester)
+      self->monitor(requester);
+  }
+  auto promise = self->make_response_promise<admin_result>();
+  st.admin_running.emplace(id, running_admin{promise, requester, nullptr});
+  auto handle = caf::actor_cast<backend_actor>(self);
+  // The callback runs on an I/O thread (or at once, in tests): it only posts a message back.
+  auto exchange = start(id, [handle, id](admin_result result) {
+    caf::anon_send(handle, admin_done_atom_v, id, std::move(result));
+  });
+  if (auto it = st.admin_running.find(id); it != st.admin_running.end())
+    it->second.exchange = std::move(exchange);
+  return promise;
+}
+
+admin_result unsupported(const backend_pointer self, std::string_view what) {
+  admin_result result;
+  result.error = {errc::invalid_argument,
+                  fmt::format("the backend {} cannot {}", self->state.settings.name, what), false};
+  return result;
 }
 
 backend_actor::behavior_type backend(backend_pointer self, backend_settings settings,
-                                     std::shared_ptr<llm_client> client) {
+                                     std::shared_ptr<llm_client> client,
+                                     std::shared_ptr<endpoint_admin> admin) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.client = std::move(client);
+  st.admin = std::move(admin);
   if (st.settings.max_concurrency == 0)
     st.settings.max_concurrency = 1;
   self->set_down_handler([self](caf::down_msg& msg) { drop_requests_of(self, msg.source); });
@@ -209,22 +266,92 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
         if (!st.queue.empty())
           schedule_sweep(self, *st.queue.oldest());
       },
+      [self](health_probe_atom) -> caf::result<admin_result> {
+        auto& admin = self->state.admin;
+        if (!admin) {
+          admin_result assumed; // nothing to probe with: taken to be up
+          assumed.ok = true;
+          assumed.health = probe_status::up;
+          return assumed;
+        }
+        return start_admin(self, false,
+                           [&](uint64_t, auto done) { return admin->probe(std::move(done)); });
+      },
+      [self](list_models_atom) -> caf::result<admin_result> {
+        auto& admin = self->state.admin;
+        if (!admin)
+          return unsupported(self, "list its models");
+        return start_admin(
+            self, false, [&](uint64_t, auto done) { return admin->list_models(std::move(done)); });
+      },
+      [self](loaded_models_atom) -> caf::result<admin_result> {
+        auto& admin = self->state.admin;
+        if (!admin)
+          return unsupported(self, "list its loaded models");
+        return start_admin(
+            self, true, [&](uint64_t, auto done) { return admin->loaded_models(std::move(done)); });
+      },
+      [self](preload_atom, std::string& model,
+             std::string& keep_alive) -> caf::result<admin_result> {
+        auto& admin = self->state.admin;
+        if (!admin)
+          return unsupported(self, "preload models");
+        return start_admin(self, true, [&](uint64_t, auto done) {
+          return admin->preload(std::move(model), std::move(keep_alive), std::move(done));
+        });
+      },
+      [self](pull_model_atom, std::string& model) -> caf::result<admin_result> {
+        auto& admin = self->state.admin;
+        if (!admin)
+          return unsupported(self, "pull models");
+        auto handle = caf::actor_cast<backend_actor>(self);
+        return start_admin(self, true, [&](uint64_t id, auto done) {
+          return admin->pull(
+              std::move(model),
+              [handle, id](pull_update update) {
+                caf::anon_send(handle, admin_step_atom_v, id, std::move(update));
+              },
+              std::move(done));
+        });
+      },
+      [self](admin_done_atom, uint64_t id, admin_result& result) {
+        auto& st = self->state;
+        auto it = st.admin_running.find(id);
+        if (it == st.admin_running.end())
+          return;
+        auto run = std::move(it->second);
+        st.admin_running.erase(it);
+        run.promise.deliver(std::move(result));
+      },
+      [self](admin_step_atom, uint64_t id, pull_update& update) {
+        auto& st = self->state;
+        auto it = st.admin_running.find(id);
+        if (it == st.admin_running.end() || !it->second.requester)
+          return;
+        auto requester = caf::actor_cast<model_tool_actor>(it->second.requester);
+        self->send(requester, pull_progress_atom_v, std::move(update));
+      },
   };
 }
 
 } // namespace
 
 backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
-                            std::shared_ptr<llm_client> client) {
-  return sys.spawn(backend, std::move(settings), std::move(client));
+                            std::shared_ptr<llm_client> client,
+                            std::shared_ptr<endpoint_admin> admin) {
+  return sys.spawn(backend, std::move(settings), std::move(client), std::move(admin));
 }
 
-backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_client> client) {
-  auto name = settings.name;
-  return {std::move(name),
-          [settings = std::move(settings), client = std::move(client)](caf::actor_system& sys) {
-            return spawn_backend(sys, settings, client);
-          }};
+backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_client> client,
+                               std::shared_ptr<endpoint_admin> admin) {
+  backend_spec spec;
+  spec.name = settings.name;
+  spec.max_concurrency = settings.max_concurrency;
+  spec.spawn = [settings = std::move(settings), client = std::move(client),
+                admin = std::move(admin)](caf::actor_system& sys) {
+    return spawn_backend(sys, settings, client, admin);
+  };
+  return spec;
 }
 
 } // namespace offload

@@ -217,6 +217,10 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
         handle_progress(self, call_no, done, total);
       },
       [self](heartbeat_atom, uint64_t generation) { handle_heartbeat(self, generation); },
+      [self](tool_progress_atom, uint64_t call_no, double progress, double total,
+             const std::string& message) {
+        handle_tool_progress(self, call_no, progress, total, message);
+      },
       [self](shutdown_atom) {
         // First time: drain (no new requests; running calls may finish within the grace
         // period). Second time, or when the grace period is over: cancel what is left; those

@@ -24,7 +24,9 @@ struct in_flight_call {
   uint64_t call_no = 0; // distinguishes a reused JSON-RPC id from the call it replaced
   json id;
   std::string tool;
-  batch_coordinator_actor coordinator;
+  batch_coordinator_actor coordinator; // batch tools
+  model_tool_actor model_tool;         // model tools
+
   // Progress: the client's token (null: it asked for none), tasks done and in total, the last
   // value sent (values must strictly increase) and heartbeats sent since the last task finished.
   json progress_token;
@@ -106,5 +108,13 @@ bool is_usage_tool(const std::string& tool);
 // Answers a call of cost_dashboard or get_metrics from the ledger.
 void call_usage_tool(session_pointer self, const json& id, const std::string& tool,
                      const json& args);
+// -- model tools (mcp_session_models.cpp) --------------------------------------------------------
+
+// Runs an allowed list_loaded_models, preload_model or pull_model call. `held` is its quota.
+void call_model_tool(session_pointer self, const json& id, const std::string& tool,
+                     const json& args, const json& progress_token, std::vector<held_quota> held);
+// Progress of a model tool call, relayed when the call asked for progress.
+void handle_tool_progress(session_pointer self, uint64_t call_no, double progress, double total,
+                          const std::string& message);
 
 } // namespace offload

@@ -187,9 +187,14 @@ void dispatch_tool(session_pointer self, const json& id, const std::string& name
     call_usage_tool(self, id, name, args);
     return;
   }
+  if (model_tools::is_model_tool(name)) {
+    call_model_tool(self, id, name, args, progress_token, std::move(held));
+    return;
+  }
   send_error(self, id, jsonrpc::invalid_params,
              fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work, "
-                         "compress_context, cost_dashboard, get_metrics",
+                         "compress_context, cost_dashboard, get_metrics, list_loaded_models, "
+                         "preload_model, pull_model",
                          name));
   release_quota(self, std::move(held));
 }
@@ -257,6 +262,7 @@ void handle_cancel(session_pointer self, const json& params) {
   // No response is sent for a cancelled request: stopping the coordinator stops its tasks, and
   // their backends abort the HTTP requests (queued ones never start).
   self->send_exit(it->second.coordinator, caf::exit_reason::user_shutdown);
+  self->send_exit(it->second.model_tool, caf::exit_reason::user_shutdown);
   st.in_flight.erase(it);
   count_call_ended(self);
   quit_if_done(self);
@@ -300,8 +306,10 @@ void handle_heartbeat(session_pointer self, uint64_t generation) {
 }
 
 void cancel_all_calls(session_pointer self) {
-  for (auto& [key, call] : self->state.in_flight)
+  for (auto& [key, call] : self->state.in_flight) {
     self->send(call.coordinator, cancel_atom_v);
+    self->send(call.model_tool, cancel_atom_v);
+  }
 }
 
 std::optional<json> forget_coordinator(session_pointer self, const caf::actor_addr& source) {

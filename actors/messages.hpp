@@ -6,6 +6,7 @@
 #include "protocol/audit.hpp"
 #include "protocol/batch.hpp"
 #include "protocol/ledger.hpp"
+#include "protocol/ollama.hpp"
 #include "protocol/policy.hpp"
 #include "protocol/prompt.hpp"
 
@@ -61,6 +62,40 @@ struct route_hint {
   std::string avoid_backend;
 };
 
+// How one routed attempt ended, as the task reports it to the router: `no_error` for a reply,
+// else the error's code (`cancelled` when the task gave up on the attempt itself: its deadline,
+// a cancelled batch). The router decides which codes count against the backend.
+struct attempt_report {
+  uint32_t backend_id = 0;
+  errc outcome = errc::no_error;
+};
+
+// How an endpoint answered its health probe.
+enum class probe_status : uint8_t { up, loading, down };
+
+// What a backend's management side answered: a health probe, a model list, the loaded models,
+// a preload or a pull. `ok` or `error`; the other fields as the operation fills them.
+struct admin_result {
+  bool ok = false;
+  task_error error;
+  probe_status health = probe_status::down; // health probes
+  std::vector<std::string> models;          // model lists
+  std::vector<ollama::loaded_model> loaded; // loaded models (Ollama's /api/ps)
+  std::string detail;                       // the server's version; the keep_alive used; ...
+};
+
+// One step of a model pull, as relayed to whoever asked for it.
+struct pull_update {
+  std::string status;    // Ollama's words: "pulling manifest", "pulling 1a2b3c...", ...
+  int64_t completed = 0; // bytes over every layer seen so far
+  int64_t total = 0;     // their sizes, as far as known
+};
+
+// A finished tools/call result (content, isError, structuredContent), as a model tool answers.
+struct tool_answer {
+  nlohmann::json result;
+};
+
 // Quota taken from one counter, kept by the caller so that it can be given back.
 struct held_quota {
   std::string key;
@@ -113,6 +148,10 @@ task_error from_caf_error(const caf::error& err, std::string* backend = nullptr)
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_request_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::route_hint)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::attempt_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::admin_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::pull_update)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::tool_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::llm_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::task_result)

@@ -5,6 +5,7 @@
 #include "actors/actors.hpp"
 #include "actors/sqlite_db.hpp"
 #include "protocol/guards.hpp"
+#include "protocol/model_tools.hpp"
 #include "runtime/defaults.hpp"
 #include "runtime/metrics.hpp"
 
@@ -17,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace offload {
@@ -137,20 +139,99 @@ struct backend_settings {
   metrics::backend_metrics* metrics = nullptr;
 };
 
-backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
-                            std::shared_ptr<llm_client> client);
+// The management side of one endpoint: health, the models it has, loading and downloading
+// models. Implemented over HTTP in runtime/; tests inject fakes. No call may block; each calls
+// `done` exactly once, on any thread, and returns a handle that aborts it (then `done` gets
+// errc::cancelled). Operations a server kind cannot do answer with an error saying so.
+class endpoint_admin {
+public:
+  using done_fn = std::function<void(admin_result)>;
+  virtual ~endpoint_admin() = default;
+  // `health` is up, loading (llama.cpp's 503 while it loads) or down (with the error).
+  virtual std::shared_ptr<llm_exchange> probe(done_fn done) = 0;
+  // The model names the server has, in `models`.
+  virtual std::shared_ptr<llm_exchange> list_models(done_fn done) = 0;
+  // The models in memory, in `loaded`.
+  virtual std::shared_ptr<llm_exchange> loaded_models(done_fn done) = 0;
+  // Loads `model`; `detail` says which keep_alive was used.
+  virtual std::shared_ptr<llm_exchange> preload(std::string model, std::string keep_alive,
+                                                done_fn done) = 0;
+  // Downloads `model`, calling `progress` (on the same thread as `done`) as it proceeds.
+  virtual std::shared_ptr<llm_exchange>
+  pull(std::string model, std::function<void(pull_update)> progress, done_fn done) = 0;
+};
 
-// How the router (re)starts one backend: a name and a spawn function it calls again whenever
-// the backend dies.
+// `admin` may be null: the backend then reports itself up and knows no models.
+backend_actor spawn_backend(caf::actor_system& sys, backend_settings settings,
+                            std::shared_ptr<llm_client> client,
+                            std::shared_ptr<endpoint_admin> admin = nullptr);
+
+// How the router (re)starts one backend and what it knows of it beforehand: a name, a spawn
+// function it calls again whenever the backend dies, and the models it serves.
 struct backend_spec {
   std::string name;
   std::function<backend_actor(caf::actor_system&)> spawn;
+  std::string kind = "ollama"; // "ollama" or "openai": which model tools it supports
+  // Models it serves according to the configuration, in addition to those it reports.
+  std::vector<std::string> models;
+  // Whether to ask the server which models it has (router_settings::discovery_interval).
+  bool discover = true;
+  // Requests it runs at once; least-loaded routing compares load relative to it.
+  size_t max_concurrency = 1;
 };
 
-// A spec that spawns a real backend actor with these settings and client.
-backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_client> client);
+// A spec that spawns a real backend actor with these settings, client and admin.
+backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_client> client,
+                               std::shared_ptr<endpoint_admin> admin = nullptr);
 
-router_actor spawn_router(caf::actor_system& sys, std::vector<backend_spec> backends);
+// -- routing -------------------------------------------------------------------------------------
+
+// When a backend's breaker opens: after `consecutive_failures` failed attempts in a row, or when
+// at least `min_requests` attempts in the last `window` failed at `failure_rate` or more. It
+// stays open for `cooldown`, then lets a trial through (half-open): a health probe is sent at
+// once, and the first outcome (probe or attempt) closes it again or reopens it.
+struct breaker_settings {
+  uint32_t consecutive_failures = defaults::breaker_consecutive_failures;
+  double failure_rate = defaults::breaker_failure_rate;
+  uint32_t min_requests = defaults::breaker_min_requests;
+  std::chrono::milliseconds window = defaults::breaker_window;
+  std::chrono::milliseconds cooldown = defaults::breaker_cooldown;
+};
+
+// How the router picks among the healthy backends that serve a model.
+enum class routing_strategy : uint8_t {
+  least_loaded, // fewest attempts in flight (ties rotate)
+  round_robin,  // in turn
+  ordered,      // the first in configuration order; the others are fallbacks
+};
+
+std::optional<routing_strategy> parse_routing_strategy(std::string_view name);
+std::string_view to_string(routing_strategy strategy);
+
+struct router_settings {
+  routing_strategy strategy = routing_strategy::least_loaded;
+  // The model of a task that names none (tasks normally arrive with the engine's default).
+  std::string default_model = defaults::default_model;
+  // Other names for models, e.g. "fast" -> "llama3.2:3b" (one level: a target is a real name).
+  std::map<std::string, std::string> aliases;
+  // Period of the health probes and of the model discovery; zero turns either off (then a
+  // backend without configured models is tried for any model).
+  std::chrono::milliseconds health_interval = defaults::health_interval;
+  std::chrono::milliseconds discovery_interval = defaults::discovery_interval;
+  // How long the router waits for one probe or model list.
+  std::chrono::milliseconds probe_timeout = defaults::probe_timeout;
+  // A task for an unknown model refreshes the model lists at most this often.
+  std::chrono::milliseconds rediscover_min_interval = defaults::rediscover_min_interval;
+  breaker_settings breaker;
+};
+
+router_actor spawn_router(caf::actor_system& sys, std::vector<backend_spec> backends,
+                          router_settings settings = {});
+
+// Whether an attempt that ended with `code` says something is wrong with the backend (and so
+// counts towards opening its breaker). Client errors (unknown model, prompt too long), our own
+// deadline and cancellations say nothing about it.
+bool counts_against_backend(errc code);
 
 // -- policy --------------------------------------------------------------------------------------
 
@@ -256,5 +337,13 @@ mcp_session_actor spawn_mcp_session(caf::actor_system& sys, session_settings set
                                     output_sink out, router_actor router,
                                     engine_settings_ptr engine, policy_context policy = {},
                                     usage_context usage = {});
+
+// -- model tools ---------------------------------------------------------------------------------
+
+// Runs one list_loaded_models, preload_model or pull_model call (`args` already validated).
+// Progress of a pull goes to `session` as (tool_progress, call_no, ...) when `session` is set.
+// Quits after answering, or when `session` goes away.
+model_tool_actor spawn_model_tool(caf::actor_system& sys, router_actor router, model_tool_args args,
+                                  mcp_session_actor session, uint64_t call_no);
 
 } // namespace offload

@@ -21,6 +21,36 @@ namespace {
 
 using task_clock = caf::actor_clock;
 
+// The report a routed attempt owes the router (for its load counts and circuit breakers):
+// exactly one per route, when the attempt ends, or as `cancelled` when the task ends (deadline,
+// cancelled batch, crash) before it heard back.
+class attempt_ticket {
+public:
+  attempt_ticket() = default;
+  attempt_ticket(const attempt_ticket&) = delete;
+  attempt_ticket& operator=(const attempt_ticket&) = delete;
+  ~attempt_ticket() { settle(errc::cancelled); }
+
+  void issue(router_actor router, uint32_t backend_id) {
+    settle(errc::cancelled);
+    router_ = std::move(router);
+    backend_id_ = backend_id;
+    armed_ = true;
+  }
+
+  void settle(errc outcome) {
+    if (!armed_)
+      return;
+    armed_ = false;
+    caf::anon_send(router_, route_done_atom_v, attempt_report{backend_id_, outcome});
+  }
+
+private:
+  router_actor router_;
+  uint32_t backend_id_ = 0;
+  bool armed_ = false;
+};
+
 struct task_state {
   // The coordinator that receives this task's one and only report.
   batch_coordinator_actor coordinator;
@@ -32,13 +62,15 @@ struct task_state {
   task_clock::time_point started;
   task_clock::time_point deadline_at;
   size_t index = 0;
-  std::string model;
+  std::string model;    // as the task names it (perhaps an alias)
+  std::string resolved; // the model the router resolved it to
   std::string trace_id;
   // Requests sent so far; responses of earlier attempts are ignored.
   uint32_t attempt = 0;
   // The backend serving the current attempt (monitored while it does), and its name.
   backend_actor backend;
   std::string backend_name;
+  attempt_ticket ticket;
   bool waiting = false; // an attempt's request is outstanding
   std::minstd_rand rng; // retry jitter, seeded per task for repeatable runs
   std::vector<std::string> warnings;
@@ -70,7 +102,7 @@ void report(task_pointer self, task_result result) {
   result.index = st.index;
   result.attempts = st.attempt;
   if (result.model.empty())
-    result.model = st.model;
+    result.model = st.resolved.empty() ? st.model : st.resolved;
   if (result.backend.empty())
     result.backend = st.backend_name;
   result.warnings = std::move(st.warnings);
@@ -98,9 +130,12 @@ task_error deadline_error(task_pointer self) {
 }
 
 // Failures worth another attempt: the server may well answer the same request later or another
-// server may answer it now. Deadlines, bad input and broken streams are not retried.
+// server may answer it now. A dropped connection (a server that died or restarted mid-answer) is
+// one of them: generating again has no side effects. Deadlines, bad input and streams that
+// could not be parsed are not retried.
 bool worth_retrying(const task_error& error) {
   switch (error.code) {
+  case errc::connection_dropped:
   case errc::backend_unreachable:
   case errc::backend_overloaded:
   case errc::model_loading:
@@ -154,6 +189,8 @@ void handle_failure(task_pointer self, task_error error, const std::string& back
 
 void handle_caf_error(task_pointer self, const caf::error& err) {
   if (err == caf::sec::request_timeout) {
+    // Our deadline, not the backend's fault.
+    self->state.ticket.settle(errc::cancelled);
     report_error(self, deadline_error(self));
     return;
   }
@@ -167,11 +204,20 @@ void handle_caf_error(task_pointer self, const caf::error& err) {
                          self->state.backend_name, caf::to_string(err)),
              true};
   }
+  self->state.ticket.settle(error.code);
   handle_failure(self, std::move(error), backend);
 }
 
 void send_to_backend(task_pointer self, route chosen) {
   auto& st = self->state;
+  st.ticket.issue(st.router, chosen.backend_id);
+  if (chosen.model != st.request->model) {
+    // An alias or the default: the server must be asked for the real name.
+    auto renamed = std::make_shared<llm_request>(*st.request);
+    renamed->model = chosen.model;
+    st.request = std::move(renamed);
+  }
+  st.resolved = chosen.model;
   auto remaining = st.deadline_at - self->clock().now();
   if (remaining <= decltype(remaining)::zero()) {
     report_error(self, deadline_error(self));
@@ -190,6 +236,7 @@ void send_to_backend(task_pointer self, route chosen) {
             if (attempt != st.attempt || !st.waiting)
               return;
             self->demonitor(st.backend.address());
+            st.ticket.settle(errc::no_error);
             task_result result;
             result.status = task_status::ok;
             result.text = std::move(reply.text);
@@ -223,8 +270,12 @@ void start_attempt(task_pointer self) {
   self->request(st.router, caf::infinite, route_atom_v, st.model, hint)
       .then(
           [self, attempt](route& chosen) {
-            if (attempt == self->state.attempt && self->state.waiting)
+            auto& st = self->state;
+            if (attempt == st.attempt && st.waiting)
               send_to_backend(self, std::move(chosen));
+            else // the router counted it: tell it nothing came of it
+              caf::anon_send(st.router, route_done_atom_v,
+                             attempt_report{chosen.backend_id, errc::cancelled});
           },
           [self, attempt](caf::error& err) {
             if (attempt == self->state.attempt && self->state.waiting)
@@ -342,6 +393,7 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
     auto& st = self->state;
     if (!st.waiting || msg.source != st.backend.address())
       return;
+    st.ticket.settle(errc::backend_unavailable);
     handle_failure(self,
                    {errc::backend_unavailable,
                     fmt::format("the backend {} stopped while serving this task", st.backend_name),

@@ -75,6 +75,9 @@ std::string make_version_body();
 // "writing manifest", "success".
 std::vector<std::string> make_pull_lines(std::string_view model);
 
+// The pause between two lines of a streamed pull.
+inline constexpr std::chrono::milliseconds pull_line_interval{20};
+
 // The status line that precedes a failed pull's error.
 inline constexpr std::string_view pull_manifest_line = "{\"status\":\"pulling manifest\"}\n";
 

@@ -267,9 +267,12 @@ response_plan plan_pull(const pull_request& request, bool available) {
   plan.streamed = true;
   plan.content_type = ndjson_content_type;
   if (available) {
+    // A download takes time: spaced lines let clients see progress arrive before the answer.
+    bool first = true;
     for (const auto& line : make_pull_lines(request.model)) {
       plan.body.append(line);
-      plan.end_frame();
+      plan.end_frame(first ? std::chrono::milliseconds{0} : pull_line_interval);
+      first = false;
     }
     return plan;
   }

@@ -2,6 +2,7 @@
 
 #include "protocol/batch.hpp"
 #include "protocol/ledger.hpp"
+#include "protocol/model_tools.hpp"
 
 #include <array>
 
@@ -76,7 +77,7 @@ json tool_catalogue() {
   auto work_props = task_props;
   work_props.update(deadline_properties_schema());
   auto output = batch_output_schema();
-  return json::array({
+  auto tools = json::array({
       {
           {"name", "batch_offload"},
           {"title", "Offload a batch of coding tasks"},
@@ -127,6 +128,9 @@ json tool_catalogue() {
           {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}},
       },
   });
+  for (auto& tool : model_tools::definitions())
+    tools.push_back(std::move(tool));
+  return tools;
 }
 
 json tool_result(std::string text, bool is_error, json structured) {

@@ -126,10 +126,30 @@ std::string make_chat_body(const std::string& model, const std::vector<chat_mess
   return dump(body);
 }
 
-std::string make_preload_body(const std::string& model, const std::string& keep_alive) {
+chat_options options_for(const std::map<std::string, chat_options>& configured,
+                         const std::string& model) {
+  if (auto it = configured.find(model); it != configured.end())
+    return it->second;
+  constexpr std::string_view latest = ":latest";
+  std::string other;
+  if (model.size() > latest.size() &&
+      model.compare(model.size() - latest.size(), latest.size(), latest) == 0)
+    other = model.substr(0, model.size() - latest.size());
+  else if (model.find(':') == std::string::npos)
+    other = model + std::string{latest};
+  if (!other.empty())
+    if (auto it = configured.find(other); it != configured.end())
+      return it->second;
+  return {};
+}
+
+std::string make_preload_body(const std::string& model, const std::string& keep_alive,
+                              int64_t num_ctx) {
   json body = {{"model", model}, {"messages", json::array()}, {"stream", false}};
   if (!keep_alive.empty())
     body["keep_alive"] = keep_alive_value(keep_alive);
+  if (num_ctx > 0)
+    body["options"] = {{"num_ctx", num_ctx}};
   return dump(body);
 }
 

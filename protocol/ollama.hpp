@@ -30,10 +30,17 @@ struct chat_options {
 std::string make_chat_body(const std::string& model, const std::vector<chat_message>& messages,
                            bool stream, const chat_options& options = {});
 
+// The options configured for `model`: its own entry, else the entry of the same model spelt
+// with or without the ":latest" tag Ollama implies; none: default options.
+chat_options options_for(const std::map<std::string, chat_options>& configured,
+                         const std::string& model);
+
 // Body of POST /api/chat that only loads `model` into memory (no messages) and keeps it loaded
-// for `keep_alive` (see chat_options; empty: the server's default). The answer is one object with
-// done_reason "load", which chat_stream_parser reads.
-std::string make_preload_body(const std::string& model, const std::string& keep_alive);
+// for `keep_alive` (see chat_options; empty: the server's default), with a context window of
+// `num_ctx` tokens when set (a later request with another num_ctx would reload it). The answer is
+// one object with done_reason "load", which chat_stream_parser reads.
+std::string make_preload_body(const std::string& model, const std::string& keep_alive,
+                              int64_t num_ctx = 0);
 
 // Incremental parser of an /api/chat response body (NDJSON when streaming, one object when not).
 class chat_stream_parser : public llm_stream_parser {

@@ -67,10 +67,28 @@ size_t positive_at(const std::string& file, const YAML::Node& node, std::string_
   return static_cast<size_t>(value);
 }
 
+std::vector<std::string> model_list(const std::string& file, const YAML::Node& node,
+                                    std::string_view what) {
+  if (!node.IsSequence())
+    fail_at(file, node, fmt::format("{} must be a list of model names", what));
+  std::vector<std::string> out;
+  for (const auto& entry : node) {
+    auto name = scalar<std::string>(file, entry, what);
+    if (name.empty())
+      fail_at(file, entry, fmt::format("{} has an empty model name", what));
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
 void read_backend(const std::string& file, const YAML::Node& node, backend_config& out) {
-  check_keys(
-      file, node, "a backend",
-      {"name", "kind", "url", "max_concurrency", "max_queue", "queue_wait", "aging", "timeouts"});
+  check_keys(file, node, "a backend",
+             {"name", "kind", "url", "max_concurrency", "max_queue", "queue_wait", "aging",
+              "timeouts", "models", "discover"});
+  if (node["models"])
+    out.models = model_list(file, node["models"], "models");
+  if (node["discover"])
+    out.discover = scalar<bool>(file, node["discover"], "discover");
   if (!node["url"])
     fail_at(file, node, "a backend needs \"url\", e.g. url: http://127.0.0.1:11434");
   out.url = scalar<std::string>(file, node["url"], "url");
@@ -279,6 +297,99 @@ void read_pricing(const std::string& file, const YAML::Node& node, price_table& 
     fail_at(file, node, "pricing: " + *problem);
 }
 
+// models: {aliases: {NAME: MODEL}, options: {MODEL: {keep_alive, num_ctx}}}
+void read_models(const std::string& file, const YAML::Node& models, daemon_config& out) {
+  check_keys(file, models, "models", {"aliases", "options"});
+  if (auto aliases = models["aliases"]) {
+    if (!aliases.IsMap())
+      fail_at(file, aliases, "models.aliases must map alias names to model names");
+    for (const auto& entry : aliases) {
+      auto alias = entry.first.as<std::string>();
+      auto target = scalar<std::string>(file, entry.second, "models.aliases");
+      if (alias.empty() || target.empty())
+        fail_at(file, entry.first, "models.aliases: names must not be empty");
+      out.routing.aliases[alias] = target;
+    }
+  }
+  if (auto options = models["options"]) {
+    if (!options.IsMap())
+      fail_at(file, options, "models.options must map model names to {keep_alive, num_ctx}");
+    for (const auto& entry : options) {
+      auto model = entry.first.as<std::string>();
+      const auto& node = entry.second;
+      auto where = fmt::format("models.options.{}", model);
+      check_keys(file, node, where, {"keep_alive", "num_ctx"});
+      ollama::chat_options chosen;
+      if (node["keep_alive"]) {
+        chosen.keep_alive = scalar<std::string>(file, node["keep_alive"], where + ".keep_alive");
+        if (!model_tools::valid_keep_alive(chosen.keep_alive))
+          fail_at(file, node["keep_alive"],
+                  fmt::format("{}.keep_alive must be a duration such as 5m, 1h or -1 (for "
+                              "ever), or a number of seconds; got \"{}\"",
+                              where, chosen.keep_alive));
+      }
+      if (node["num_ctx"])
+        chosen.num_ctx =
+            static_cast<int64_t>(positive_at(file, node["num_ctx"], where + ".num_ctx"));
+      out.model_options[model] = std::move(chosen);
+    }
+  }
+}
+
+// routing: {strategy, health_interval, discovery_interval, probe_timeout, breaker: {...}}
+void read_routing(const std::string& file, const YAML::Node& routing, router_settings& out) {
+  check_keys(file, routing, "routing",
+             {"strategy", "health_interval", "discovery_interval", "probe_timeout", "breaker"});
+  if (routing["strategy"]) {
+    auto text = scalar<std::string>(file, routing["strategy"], "routing.strategy");
+    auto strategy = parse_routing_strategy(text);
+    if (!strategy)
+      fail_at(file, routing["strategy"],
+              fmt::format("routing.strategy must be least_loaded, round_robin or ordered, got "
+                          "\"{}\"",
+                          text));
+    out.strategy = *strategy;
+  }
+  if (routing["health_interval"])
+    out.health_interval = duration_at(file, routing["health_interval"], "routing.health_interval");
+  if (routing["discovery_interval"])
+    out.discovery_interval =
+        duration_at(file, routing["discovery_interval"], "routing.discovery_interval");
+  if (routing["probe_timeout"]) {
+    out.probe_timeout = duration_at(file, routing["probe_timeout"], "routing.probe_timeout");
+    if (out.probe_timeout.count() == 0)
+      fail_at(file, routing["probe_timeout"], "routing.probe_timeout must be more than 0");
+  }
+  if (auto breaker = routing["breaker"]) {
+    auto& b = out.breaker;
+    check_keys(file, breaker, "routing.breaker",
+               {"failures", "failure_rate", "min_requests", "window", "cooldown"});
+    if (breaker["failures"])
+      b.consecutive_failures =
+          static_cast<uint32_t>(positive_at(file, breaker["failures"], "routing.breaker.failures"));
+    if (breaker["failure_rate"]) {
+      b.failure_rate =
+          scalar<double>(file, breaker["failure_rate"], "routing.breaker.failure_rate");
+      if (b.failure_rate <= 0 || b.failure_rate > 1)
+        fail_at(file, breaker["failure_rate"],
+                "routing.breaker.failure_rate must be more than 0 and at most 1");
+    }
+    if (breaker["min_requests"])
+      b.min_requests = static_cast<uint32_t>(
+          positive_at(file, breaker["min_requests"], "routing.breaker.min_requests"));
+    if (breaker["window"]) {
+      b.window = duration_at(file, breaker["window"], "routing.breaker.window");
+      if (b.window < milliseconds{100})
+        fail_at(file, breaker["window"], "routing.breaker.window must be at least 100ms");
+    }
+    if (breaker["cooldown"]) {
+      b.cooldown = duration_at(file, breaker["cooldown"], "routing.breaker.cooldown");
+      if (b.cooldown.count() == 0)
+        fail_at(file, breaker["cooldown"], "routing.breaker.cooldown must be more than 0");
+    }
+  }
+}
+
 } // namespace
 
 listen_address parse_listen_address(std::string_view text) {
@@ -360,7 +471,12 @@ daemon_config load_config_file(const std::string& path) {
     return config; // an empty file means all defaults
   check_keys(path, root, "the top level",
              {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
-              "policy", "audit_log", "state_dir", "guards", "http", "ledger", "pricing"});
+              "policy", "audit_log", "state_dir", "guards", "http", "ledger", "pricing", "models",
+              "routing"});
+  if (auto models = root["models"])
+    read_models(path, models, config);
+  if (auto routing = root["routing"])
+    read_routing(path, routing, config.routing);
   if (root["shutdown_grace"])
     config.engine.shutdown_grace = duration_at(path, root["shutdown_grace"], "shutdown_grace");
   if (root["log_format"])
@@ -512,6 +628,25 @@ void finalize_config(daemon_config& config) {
         backend.timeouts.total, std::max(config.engine.task_timeout,
                                          milliseconds{config.engine.limits.max_task_timeout_ms}));
   }
+  config.routing.default_model = config.engine.default_model;
+  for (const auto& [alias, target] : config.routing.aliases) {
+    if (alias == target)
+      throw config_error(fmt::format("models.aliases: \"{}\" is an alias of itself", alias));
+    if (config.routing.aliases.count(target) > 0)
+      throw config_error(fmt::format("models.aliases: \"{}\" points to \"{}\", which is an "
+                                     "alias too; point it to the model itself",
+                                     alias, target));
+  }
+  // A pinned context window tells compress_context how much fits (at about 3.5 characters per
+  // token, as defaults::context_chars assumes), unless configured directly.
+  for (const auto& [model, options] : config.model_options)
+    if (options.num_ctx > 0 && config.engine.context_chars.count(model) == 0)
+      config.engine.context_chars[model] = static_cast<size_t>(options.num_ctx) * 7 / 2;
+  // compress_context looks the window up by the name the task used, which may be an alias.
+  for (const auto& [alias, target] : config.routing.aliases)
+    if (auto it = config.engine.context_chars.find(target);
+        it != config.engine.context_chars.end() && config.engine.context_chars.count(alias) == 0)
+      config.engine.context_chars[alias] = it->second;
   if (config.state_dir.empty())
     config.state_dir = default_state_dir();
   if (!config.http.listen.empty()) {

@@ -6,6 +6,7 @@
 #include "runtime/http_client.hpp"
 
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ struct backend_config {
   std::chrono::milliseconds queue_wait = defaults::backend_queue_wait;
   std::chrono::milliseconds aging = defaults::backend_aging;
   http_timeouts timeouts;
+  // Models it serves, in addition to those it reports (or instead, with discover: false).
+  std::vector<std::string> models;
+  bool discover = true;
 };
 
 // One bearer token of the HTTP transport and the agent it authenticates.
@@ -67,6 +71,10 @@ struct daemon_config {
   http_config http;
   std::vector<backend_config> backends;
   engine_settings engine;
+  // Routing, health and circuit breaking; default_model is copied from engine.default_model.
+  router_settings routing;
+  // Per-model settings sent to Ollama (keep_alive, num_ctx), from models.options.
+  std::map<std::string, ollama::chat_options> model_options;
   std::string log_level = "info";
   std::string log_format = "text"; // text (journald-aware) or json
   std::string policy_file;         // Intercept-compatible policy (YAML); empty: every call allowed
@@ -107,8 +115,9 @@ loaded_policy load_policy_file(const std::string& path);
 // $HOME/.local/state/offload.
 std::string default_state_dir();
 
-// Fills derived fields (names, parsed URLs, total timeouts) and checks the whole; throws
-// config_error. Adds the default Ollama backend when none is configured.
+// Fills derived fields (names, parsed URLs, total timeouts, the router's default model, context
+// sizes from num_ctx) and checks the whole (aliases); throws config_error. Adds the default
+// Ollama backend when none is configured.
 void finalize_config(daemon_config& config);
 
 } // namespace offload

@@ -66,6 +66,42 @@ inline constexpr auto shutdown_grace = 30s;
 
 // How often STATUS= is refreshed for `systemctl status` when no watchdog sets the pace.
 inline constexpr auto status_interval = 10s;
+// -- routing and health --------------------------------------------------------------------------
+
+// A probe is one small GET; every 10 s notices a server going away or coming back within
+// seconds at a negligible cost.
+inline constexpr auto health_interval = 10s;
+// Models change when someone pulls or deletes one; once a minute keeps the router current
+// without chatter (a task for a model no backend is known to have also triggers a refresh).
+inline constexpr auto discovery_interval = 60s;
+// A health probe or model list from a local server takes milliseconds; 5 s covers a busy one.
+inline constexpr auto probe_timeout = 5s;
+// A task for an unknown model refreshes the model lists at most this often, so that a model
+// pulled outside offload is found quickly, while a mistyped name does not hammer the servers.
+inline constexpr auto rediscover_min_interval = 5s;
+// Circuit breaker, in the spirit of LiteLLM's cool-downs: five failures in a row, or half of the
+// attempts in the last minute once there were ten, mean the server is in trouble rather than
+// unlucky; 30 s is long enough for a restarting Ollama and short enough not to waste a GPU box.
+inline constexpr unsigned breaker_consecutive_failures = 5;
+inline constexpr double breaker_failure_rate = 0.5;
+inline constexpr unsigned breaker_min_requests = 10;
+inline constexpr auto breaker_window = 60s;
+inline constexpr auto breaker_cooldown = 30s;
+
+// -- model management ----------------------------------------------------------------------------
+
+// The original server's default: a preloaded model stays loaded until the server restarts (or
+// the next request that sets its own keep_alive).
+inline constexpr const char* preload_keep_alive = "-1";
+// Loading a large model from a slow disk takes minutes.
+inline constexpr auto preload_timeout = 300s;
+// Downloading tens of gigabytes over a slow link.
+inline constexpr auto pull_timeout = 6h;
+// Ollama sends progress several times a second while downloading, but verifies a large layer's
+// digest silently.
+inline constexpr auto pull_idle_timeout = 300s;
+// How often a pull's progress is relayed at most (Ollama reports many times a second).
+inline constexpr auto pull_progress_interval = 250ms;
 
 // -- transports ----------------------------------------------------------------------------------
 

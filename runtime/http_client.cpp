@@ -34,6 +34,7 @@ struct endpoint_pool {
   http_target target;
   http_timeouts timeouts;
   size_t max_idle;
+  std::map<std::string, ollama::chat_options> model_options;
   std::vector<std::unique_ptr<beast::tcp_stream>> idle;
   std::optional<tcp::resolver::results_type> resolved;
 };
@@ -76,7 +77,9 @@ public:
     } else {
       http_request_.target(t.base_path + "/api/chat");
       http_request_.set(http::field::accept, "application/x-ndjson");
-      http_request_.body() = ollama::make_chat_body(request_->model, request_->messages, true);
+      http_request_.body() =
+          ollama::make_chat_body(request_->model, request_->messages, true,
+                                 ollama::options_for(pool_->model_options, request_->model));
       stream_parser_ = std::make_unique<ollama::chat_stream_parser>();
     }
     http_request_.prepare_payload();
@@ -416,11 +419,12 @@ std::string_view to_string(backend_kind kind) {
   return "unknown";
 }
 
-std::shared_ptr<llm_client> make_llm_client(boost::asio::io_context& io, backend_kind kind,
-                                            http_target target, http_timeouts timeouts,
-                                            size_t max_idle) {
-  auto pool = std::make_shared<endpoint_pool>(
-      endpoint_pool{io, kind, std::move(target), timeouts, max_idle, {}, std::nullopt});
+std::shared_ptr<llm_client>
+make_llm_client(boost::asio::io_context& io, backend_kind kind, http_target target,
+                http_timeouts timeouts, size_t max_idle,
+                std::map<std::string, ollama::chat_options> model_options) {
+  auto pool = std::make_shared<endpoint_pool>(endpoint_pool{
+      io, kind, std::move(target), timeouts, max_idle, std::move(model_options), {}, std::nullopt});
   return std::make_shared<http_llm_client>(std::move(pool));
 }
 

@@ -5,6 +5,7 @@
 // work there.
 
 #include "actors/spawn.hpp"
+#include "protocol/ollama.hpp"
 #include "runtime/url.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -37,10 +38,12 @@ struct http_timeouts {
 // backend's concurrency is the natural value). A request's own first-token and idle timeouts,
 // when set, replace `timeouts`' for that request. An error response's Retry-After header ends up
 // in task_error::retry_after_ms. The io_context must be run by exactly one thread and outlive the
-// client.
-std::shared_ptr<llm_client> make_llm_client(boost::asio::io_context& io, backend_kind kind,
-                                            http_target target, http_timeouts timeouts,
-                                            size_t max_idle);
+// client. Ollama requests carry the `model_options` configured for their model (keep_alive,
+// num_ctx); the OpenAI-compatible API has no such fields.
+std::shared_ptr<llm_client>
+make_llm_client(boost::asio::io_context& io, backend_kind kind, http_target target,
+                http_timeouts timeouts, size_t max_idle,
+                std::map<std::string, ollama::chat_options> model_options = {});
 
 // The same for an Ollama endpoint.
 inline std::shared_ptr<llm_client> make_ollama_client(boost::asio::io_context& io,

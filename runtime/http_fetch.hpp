@@ -40,4 +40,16 @@ std::shared_ptr<llm_exchange> fetch(boost::asio::io_context& io, const http_targ
                                     std::function<void(fetch_result)> done,
                                     size_t max_body = defaults::max_response_bytes);
 
+// The same, for answers that stream for a long time (Ollama's /api/pull): a 2xx answer's body is
+// handed to `on_body` piece by piece as it arrives (on the io_context's thread, before `done`),
+// and `done`'s result then has an empty body; any other status is buffered (up to `max_body`)
+// for the error message. `idle` bounds the silence between two pieces, `timeout` the whole.
+std::shared_ptr<llm_exchange> fetch_stream(boost::asio::io_context& io, const http_target& target,
+                                           std::string_view method, std::string path,
+                                           std::string body, std::chrono::milliseconds timeout,
+                                           std::chrono::milliseconds idle,
+                                           std::function<void(std::string_view)> on_body,
+                                           std::function<void(fetch_result)> done,
+                                           size_t max_body = defaults::max_response_bytes);
+
 } // namespace offload

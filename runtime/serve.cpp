@@ -1,5 +1,6 @@
 #include "runtime/serve.hpp"
 
+#include "runtime/http_admin.hpp"
 #include "runtime/http_transport.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/policy_watcher.hpp"
@@ -14,6 +15,7 @@
 #include <caf/scoped_actor.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -200,10 +202,14 @@ int run_serve(const serve_options& options) {
   }
 
   std::vector<backend_spec> backends;
+  admin_options admin;
+  admin.model_options = config.model_options;
+  admin.probe_timeout = config.routing.probe_timeout;
   for (const auto& b : config.backends) {
     // finalize_config has checked the kind.
     auto kind = parse_backend_kind(b.kind).value();
-    auto client = make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency);
+    auto client =
+        make_llm_client(io, kind, b.target, b.timeouts, b.max_concurrency, config.model_options);
     backend_settings settings;
     settings.name = b.name;
     settings.max_concurrency = b.max_concurrency;
@@ -211,11 +217,22 @@ int run_serve(const serve_options& options) {
     settings.queue_wait = b.queue_wait;
     settings.aging = b.aging;
     settings.metrics = metrics->backend(b.name);
-    backends.push_back(make_backend_spec(std::move(settings), std::move(client)));
-    spdlog::info("backend {}: {} at {}, {} concurrent request(s)", b.name, b.kind,
-                 b.target.display(), b.max_concurrency);
+    auto spec = make_backend_spec(std::move(settings), std::move(client),
+                                  make_endpoint_admin(io, kind, b.target, admin));
+    spec.kind = b.kind;
+    spec.models = b.models;
+    spec.discover = b.discover;
+    backends.push_back(std::move(spec));
+    spdlog::info("backend {}: {} at {}, {} concurrent request(s){}", b.name, b.kind,
+                 b.target.display(), b.max_concurrency,
+                 b.models.empty()
+                     ? std::string{}
+                     : fmt::format(", configured models: {}", fmt::join(b.models, ", ")));
   }
-  router = spawn_router(sys, std::move(backends));
+  spdlog::info("routing: {}, health probes every {} ms, model discovery every {} ms",
+               to_string(config.routing.strategy), config.routing.health_interval.count(),
+               config.routing.discovery_interval.count());
+  router = spawn_router(sys, std::move(backends), config.routing);
   {
     auto settings = config.engine;
     settings.metrics = metrics;

@@ -43,6 +43,65 @@ struct manual_client : llm_client {
   }
 };
 
+// An endpoint_admin that records each management request and lets the test end it.
+struct manual_admin : endpoint_admin {
+  struct op : llm_exchange {
+    std::string what;
+    done_fn done;
+    std::function<void(pull_update)> progress;
+    bool cancelled = false;
+    void cancel() override {
+      cancelled = true;
+      auto finish = std::move(done);
+      if (finish) {
+        admin_result r;
+        r.error = {errc::cancelled, "cancelled", false};
+        finish(std::move(r));
+      }
+    }
+  };
+  std::vector<std::shared_ptr<op>> ops;
+
+  std::shared_ptr<llm_exchange> record(std::string what, done_fn done,
+                                       std::function<void(pull_update)> progress = {}) {
+    auto o = std::make_shared<op>();
+    o->what = std::move(what);
+    o->done = std::move(done);
+    o->progress = std::move(progress);
+    ops.push_back(o);
+    return o;
+  }
+  std::shared_ptr<llm_exchange> probe(done_fn done) override { return record("probe", done); }
+  std::shared_ptr<llm_exchange> list_models(done_fn done) override { return record("list", done); }
+  std::shared_ptr<llm_exchange> loaded_models(done_fn done) override {
+    return record("loaded", done);
+  }
+  std::shared_ptr<llm_exchange> preload(std::string model, std::string keep_alive,
+                                        done_fn done) override {
+    return record("preload " + model + " " + keep_alive, done);
+  }
+  std::shared_ptr<llm_exchange> pull(std::string model, std::function<void(pull_update)> progress,
+                                     done_fn done) override {
+    return record("pull " + model, done, std::move(progress));
+  }
+
+  void finish(size_t i, admin_result r) {
+    auto finish = std::move(ops.at(i)->done);
+    finish(std::move(r));
+  }
+};
+
+struct puller_state {
+  static constexpr const char* name = "puller";
+};
+
+// Asks the backend to pull a model and then waits; killed by the test.
+caf::behavior puller(caf::stateful_actor<puller_state>* self, backend_actor backend) {
+  self->request(backend, caf::infinite, pull_model_atom_v, std::string{"m"})
+      .then([](admin_result&) {}, [](caf::error&) {});
+  return {[](pull_progress_atom, pull_update&) {}};
+}
+
 struct requester_state {
   static constexpr const char* name = "requester";
 };
@@ -245,6 +304,82 @@ CAF_TEST(a backend that is stopped answers everyone with backend_unavailable) {
   std::sort(log->begin(), log->end());
   CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"running=error:backend_unavailable",
                                                   "waiting=error:backend_unavailable"}));
+}
+
+CAF_TEST(without an admin the backend reports itself up and knows no models) {
+  auto probe = self->request(aut, caf::infinite, health_probe_atom_v);
+  auto list = self->request(aut, caf::infinite, list_models_atom_v);
+  consume_messages();
+  probe.receive([](admin_result& r) { CAF_CHECK(r.ok && r.health == probe_status::up); },
+                [](caf::error& e) { CAF_FAIL(caf::to_string(e)); });
+  list.receive(
+      [](admin_result& r) {
+        CAF_CHECK(!r.ok);
+        CAF_CHECK(r.error.code == errc::invalid_argument);
+      },
+      [](caf::error& e) { CAF_FAIL(caf::to_string(e)); });
+}
+
+CAF_TEST(management requests go to the admin without taking slots) {
+  auto admin = std::make_shared<manual_admin>();
+  caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+  consume_messages();
+  aut = spawn_backend(sys, {"fake-backend", 1}, client, admin);
+  ask("busy");
+  consume_messages();
+  auto preload =
+      self->request(aut, caf::infinite, preload_atom_v, std::string{"m"}, std::string{"5m"});
+  consume_messages();
+  CAF_REQUIRE_EQUAL(admin->ops.size(), 1u);
+  CAF_CHECK_EQUAL(admin->ops[0]->what, "preload m 5m");
+  admin_result loaded;
+  loaded.ok = true;
+  loaded.detail = "5m";
+  admin->finish(0, loaded);
+  consume_messages();
+  preload.receive([](admin_result& r) { CAF_CHECK_EQUAL(r.detail, "5m"); },
+                  [](caf::error& e) { CAF_FAIL(caf::to_string(e)); });
+  // The completion still holds the only slot.
+  CAF_CHECK_EQUAL(client->started.size(), 1u);
+}
+
+CAF_TEST(a pull relays its progress to the requester before its answer) {
+  auto admin = std::make_shared<manual_admin>();
+  caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+  consume_messages();
+  aut = spawn_backend(sys, {"fake-backend", 1}, client, admin);
+  auto pull = self->request(aut, caf::infinite, pull_model_atom_v, std::string{"m"});
+  consume_messages();
+  CAF_REQUIRE_EQUAL(admin->ops.size(), 1u);
+  admin->ops[0]->progress({"pulling manifest", 0, 0});
+  admin->ops[0]->progress({"pulling 1a", 50, 100});
+  admin_result ok;
+  ok.ok = true;
+  ok.detail = "success";
+  admin->finish(0, ok);
+  consume_messages();
+  std::vector<std::string> seen;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](pull_progress_atom, pull_update& u) {
+      seen.push_back(u.status + "@" + std::to_string(u.completed));
+    });
+  CAF_CHECK_EQUAL(seen, (std::vector<std::string>{"pulling manifest@0", "pulling 1a@50"}));
+  pull.receive([](admin_result& r) { CAF_CHECK_EQUAL(r.detail, "success"); },
+               [](caf::error& e) { CAF_FAIL(caf::to_string(e)); });
+}
+
+CAF_TEST(a pull whose requester dies is aborted) {
+  auto admin = std::make_shared<manual_admin>();
+  caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+  consume_messages();
+  aut = spawn_backend(sys, {"fake-backend", 1}, client, admin);
+  auto who = sys.spawn(puller, aut);
+  consume_messages();
+  CAF_REQUIRE_EQUAL(admin->ops.size(), 1u);
+  CAF_CHECK(!admin->ops[0]->cancelled);
+  caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
+  consume_messages();
+  CAF_CHECK(admin->ops[0]->cancelled);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

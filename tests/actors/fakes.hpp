@@ -75,16 +75,64 @@ scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
       },
       [](http_done_atom, uint64_t, llm_outcome&) {},
       [](sweep_atom, uint64_t) {},
+      [](health_probe_atom) {
+        admin_result up;
+        up.ok = true;
+        up.health = probe_status::up;
+        return up;
+      },
+      [](list_models_atom) { return admin_result{}; },
+      // The model tools: one loaded model; preloads succeed; a pull reports two steps to its
+      // requester, then succeeds, unless the model's name contains "missing".
+      [](loaded_models_atom) {
+        admin_result r;
+        r.ok = true;
+        r.loaded.push_back({"test-model", 1000, 1000, "2030-01-01T00:00:00Z", 4096});
+        return r;
+      },
+      [](preload_atom, std::string&, std::string& keep_alive) {
+        admin_result r;
+        r.ok = true;
+        r.detail = keep_alive.empty() ? "-1" : keep_alive;
+        return r;
+      },
+      [self](pull_model_atom, std::string& model) {
+        admin_result r;
+        if (model.find("missing") != std::string::npos) {
+          r.error = {errc::backend_error, "pull model manifest: file does not exist", false};
+          return r;
+        }
+        auto requester = caf::actor_cast<model_tool_actor>(self->current_sender());
+        self->send(requester, pull_progress_atom_v, pull_update{"pulling manifest", 0, 0});
+        self->send(requester, pull_progress_atom_v, pull_update{"pulling 1a", 100, 100});
+        r.ok = true;
+        r.detail = "success";
+        return r;
+      },
+      [](admin_done_atom, uint64_t, admin_result&) {},
+      [](admin_step_atom, uint64_t, pull_update&) {},
   };
+}
+
+// Router settings for tests that do not exercise health or discovery: no timers at all, so
+// the test scheduler's run() terminates.
+inline router_settings quiet_router_settings() {
+  router_settings settings;
+  settings.health_interval = std::chrono::milliseconds{0};
+  settings.discovery_interval = std::chrono::milliseconds{0};
+  settings.default_model = "test-model";
+  return settings;
 }
 
 // A router over one scripted backend (restarted by the router if it crashes).
 inline router_actor spawn_scripted_router(caf::actor_system& sys,
                                           std::shared_ptr<std::vector<std::string>> seen) {
+  backend_spec spec;
+  spec.name = "scripted";
+  spec.spawn = [seen](caf::actor_system& s) { return s.spawn(scripted_backend, seen); };
   std::vector<backend_spec> specs;
-  specs.push_back(backend_spec{
-      "scripted", [seen](caf::actor_system& s) { return s.spawn(scripted_backend, seen); }});
-  return spawn_router(sys, std::move(specs));
+  specs.push_back(std::move(spec));
+  return spawn_router(sys, std::move(specs), quiet_router_settings());
 }
 
 inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,

@@ -198,6 +198,47 @@ CAF_TEST(tools list pages with a cursor and rejects a bad one) {
                   -32602);
 }
 
+CAF_TEST(the model tools run on the router s backends) {
+  initialize();
+  auto loaded = call(20, "list_loaded_models", json::object());
+  const auto& result = loaded["result"];
+  CAF_CHECK(!result["isError"].get<bool>());
+  CAF_REQUIRE_EQUAL(result["structuredContent"]["models"].size(), 1u);
+  CAF_CHECK_EQUAL(result["structuredContent"]["models"][0]["backend"].get<std::string>(),
+                  "scripted");
+  auto preloaded = call(21, "preload_model", json{{"model", "test-model"}});
+  CAF_CHECK(!preloaded["result"]["isError"].get<bool>());
+  CAF_CHECK_EQUAL(preloaded["result"]["structuredContent"]["keep_alive"].get<std::string>(), "-1");
+  auto invalid = call(22, "pull_model", json::object());
+  CAF_CHECK(invalid["result"]["isError"].get<bool>());
+  CAF_CHECK_EQUAL(invalid["result"]["content"][0]["text"].get<std::string>().rfind(
+                      "Invalid arguments for pull_model: model:", 0),
+                  0u);
+  auto missing = call(23, "pull_model", json{{"model", "missing:1b"}});
+  CAF_CHECK(missing["result"]["isError"].get<bool>());
+}
+
+CAF_TEST(a pull relays progress to a call that asked for it) {
+  initialize();
+  auto out = exchange(R"({"jsonrpc":"2.0","id":30,"method":"tools/call","params":)"
+                      R"({"name":"pull_model","arguments":{"model":"m"},)"
+                      R"("_meta":{"progressToken":"tok"}}})");
+  CAF_REQUIRE_EQUAL(out.size(), 3u);
+  CAF_CHECK_EQUAL(out[0]["method"].get<std::string>(), "notifications/progress");
+  CAF_CHECK_EQUAL(out[0]["params"]["progressToken"].get<std::string>(), "tok");
+  CAF_CHECK_EQUAL(out[0]["params"]["message"].get<std::string>(), "pulling manifest");
+  CAF_CHECK(!out[0]["params"].contains("total"));
+  CAF_CHECK_EQUAL(out[1]["params"]["progress"].get<double>(), 100.0);
+  CAF_CHECK_EQUAL(out[1]["params"]["total"].get<double>(), 100.0);
+  CAF_CHECK_EQUAL(out[2]["id"].get<int>(), 30);
+  CAF_CHECK_EQUAL(out[2]["result"]["structuredContent"]["status"].get<std::string>(), "success");
+  // Every message of the call is tagged with its request.
+  CAF_CHECK_EQUAL(*related, (std::vector<std::string>{"30", "30", "30"}));
+  // Without a token, no notifications.
+  auto quiet = call(31, "pull_model", json{{"model", "m"}});
+  CAF_CHECK(!quiet["result"]["isError"].get<bool>());
+}
+
 CAF_TEST(bad tool arguments are an error result naming the field) {
   initialize();
   auto reply = call(1, "batch_offload", json{{"tasks", json::array()}});
@@ -263,13 +304,14 @@ CAF_TEST(closing waits for running calls and then stops the session) {
 }
 
 CAF_TEST(a policy hides tools from the list and denies hidden calls) {
-  use_policy("version: \"1\"\nhide: [offload_work, compress_context]\ntools:\n  batch_offload:\n   "
+  use_policy("version: \"1\"\nhide: [offload_work, compress_context, list_loaded_models, "
+             "preload_model, pull_model]\ntools:\n  batch_offload:\n   "
              " rules: []\n");
   auto list = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})");
   std::vector<std::string> names;
   for (const auto& tool : list["result"]["tools"])
     names.push_back(tool["name"].get<std::string>());
-  CAF_CHECK_EQUAL(names.size(), mcp::tool_catalogue().size() - 2);
+  CAF_CHECK_EQUAL(names.size(), mcp::tool_catalogue().size() - 5);
   CAF_CHECK_EQUAL(names.front(), "batch_offload");
   CAF_CHECK(std::count(names.begin(), names.end(), "offload_work") == 0);
   CAF_CHECK(std::count(names.begin(), names.end(), "compress_context") == 0);

@@ -248,10 +248,11 @@ class ObservedStdioTransport extends StdioClientTransport {
 
 // Starts `offload serve --stdio --backend ollama=<fake> ...args`, connects an MCP client to it
 // and lists the tools (which makes the SDK validate structuredContent against each tool's
-// outputSchema in every later callTool).
-export async function startServer({ fake, args = [] }) {
+// outputSchema in every later callTool). Without `fake` no --backend is passed (the backends
+// then come from a --config file in `args`); `fakes` only add their logs to failure messages.
+export async function startServer({ fake, fakes = [], args = [] }) {
   assertBinary();
-  const argv = ['serve', '--stdio', '--backend', `ollama=${fake.url}`, ...args];
+  const argv = ['serve', '--stdio', ...(fake ? ['--backend', `ollama=${fake.url}`] : []), ...args];
   if (SERVE_LOG_LEVEL) argv.push('--log-level', SERVE_LOG_LEVEL);
   const stderr = new LogTail();
   // The whole environment, as for the other processes (the SDK would pass only HOME, PATH, ...),
@@ -270,7 +271,10 @@ export async function startServer({ fake, args = [] }) {
 
   const describe = () =>
     `offload ${argv.join(' ')} (pid ${transport.child?.pid})\n--- stderr ---\n${stderr}` +
-    (fake ? `\n--- fake LLM ---\n${fake.logs()}` : '');
+    [fake, ...fakes]
+      .filter(Boolean)
+      .map((f) => `\n--- fake LLM ---\n${f.logs()}`)
+      .join('');
 
   const kill = async () => {
     if (transport.child) await stopChild(transport.child, transport.exited);
@@ -308,6 +312,8 @@ export async function startServer({ fake, args = [] }) {
     errors,
     pid: transport.child.pid,
     logs: describe,
+    // What the server has written to stderr so far (its log).
+    stderr: () => stderr.toString(),
     callTool(name, args, options = {}) {
       return guarded(`tools/call ${name}`, () =>
         client.callTool({ name, arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS, ...options }),

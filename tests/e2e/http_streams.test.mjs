@@ -204,7 +204,7 @@ test('2025-03-26 clients: batches are split and their responses gathered', { tim
     assert.ok(Array.isArray(responses), 'a batch is answered with an array');
     const byId = new Map(responses.map((r) => [r.id, r]));
     assert.deepEqual([...byId.keys()].sort(), [2, 3, 'four'].sort());
-    assert.deepEqual(byId.get(2).result.tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'offload_work']);
+    assert.deepEqual(byId.get(2).result.tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'list_loaded_models', 'offload_work', 'preload_model', 'pull_model']);
     assert.deepEqual(byId.get(3).result, {});
     const call = byId.get('four').result;
     assert.equal(call.isError, false);

@@ -91,7 +91,7 @@ test('initialize, tools/list and batch_offload over HTTP with the SDK client', {
     try {
       assert.match(transport.sessionId, /^[0-9a-f]{32}$/, 'the session id is 128 bits in hex');
       assert.equal(transport.protocolVersion, '2025-11-25');
-      assert.deepEqual(tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'offload_work']);
+      assert.deepEqual(tools.map((t) => t.name).sort(), ['batch_offload', 'compress_context', 'cost_dashboard', 'get_metrics', 'list_loaded_models', 'offload_work', 'preload_model', 'pull_model']);
       const { tokens, tasks } = echoTasks(3);
       const result = await client.callTool({ name: 'batch_offload', arguments: { tasks } }, undefined, {
         timeout: CALL_TIMEOUT_MS,

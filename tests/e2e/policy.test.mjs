@@ -22,7 +22,7 @@ function policyFile(name, text) {
 
 const interceptPolicy = policyFile('intercept.yaml', `version: "1"
 description: e2e
-hide: [offload_work, compress_context]
+hide: [offload_work, compress_context, list_loaded_models, preload_model, pull_model]
 tools:
   batch_offload:
     rules:

@@ -1,6 +1,7 @@
 #define CAF_SUITE fakellm_response
 #include "caf/test/unit_test.hpp"
 
+#include "protocol/fakellm_ollama.hpp"
 #include "protocol/fakellm_response.hpp"
 
 #include <nlohmann/json.hpp>
@@ -358,6 +359,9 @@ CAF_TEST(pulls stream progress or fail like ollama) {
   CAF_CHECK_EQUAL(lines.front()["status"].get<std::string>(), "pulling manifest");
   CAF_CHECK_EQUAL(lines.back()["status"].get<std::string>(), "success");
   CAF_CHECK_EQUAL(ok.frames.size(), lines.size());
+  // The first line at once, every later one after a pause.
+  CAF_CHECK_EQUAL(ok.frames.front().delay.count(), 0);
+  CAF_CHECK(ok.frames.back().delay == pull_line_interval);
   auto missing = plan_pull({"nope:1b", true}, false);
   CAF_CHECK_EQUAL(missing.status, 200);
   auto missing_lines = ndjson_lines(missing);

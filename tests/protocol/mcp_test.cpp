@@ -3,6 +3,8 @@
 
 #include "protocol/mcp.hpp"
 
+#include <map>
+
 using namespace offload;
 using json = nlohmann::json;
 
@@ -27,24 +29,33 @@ CAF_TEST(malformed initialize params name the field) {
 
 CAF_TEST(the catalogue has every tool with object schemas) {
   auto tools = mcp::tool_catalogue();
-  CAF_REQUIRE_EQUAL(tools.size(), 5u);
-  for (const auto& tool : tools)
+  CAF_REQUIRE_EQUAL(tools.size(), 8u);
+  std::map<std::string, json> by_name;
+  for (const auto& tool : tools) {
     CAF_CHECK_EQUAL(tool["inputSchema"]["type"].get<std::string>(), "object");
-  // The task tools promise the batch result's shape; the read tools answer in text.
-  for (size_t i = 0; i < 3; ++i)
-    CAF_CHECK_EQUAL(tools[i]["outputSchema"]["type"].get<std::string>(), "object");
-  CAF_CHECK_EQUAL(tools[3]["name"].get<std::string>(), "cost_dashboard");
-  CAF_CHECK_EQUAL(tools[4]["name"].get<std::string>(), "get_metrics");
-  CAF_CHECK(tools[3]["annotations"]["readOnlyHint"].get<bool>());
-  CAF_CHECK(tools[4]["inputSchema"]["properties"].contains("format"));
+    by_name[tool["name"].get<std::string>()] = tool;
+  }
   CAF_CHECK_EQUAL(tools[0]["name"].get<std::string>(), "batch_offload");
-  CAF_CHECK_EQUAL(tools[1]["name"].get<std::string>(), "offload_work");
-  CAF_CHECK_EQUAL(tools[2]["name"].get<std::string>(), "compress_context");
-  CAF_CHECK_EQUAL(tools[2]["inputSchema"]["required"][0].get<std::string>(), "content");
+  // The task tools promise the batch result's shape.
+  for (auto name : {"batch_offload", "offload_work", "compress_context"})
+    CAF_CHECK_EQUAL(by_name.at(name)["outputSchema"]["type"].get<std::string>(), "object");
+  CAF_CHECK_EQUAL(by_name.at("compress_context")["inputSchema"]["required"][0].get<std::string>(),
+                  "content");
+  // The read tools.
+  CAF_CHECK(by_name.at("cost_dashboard")["annotations"]["readOnlyHint"].get<bool>());
+  CAF_CHECK(by_name.at("get_metrics")["inputSchema"]["properties"].contains("format"));
+  // The model tools keep the original server's names and required arguments.
+  CAF_CHECK(!by_name.at("list_loaded_models")["inputSchema"].contains("required"));
+  CAF_CHECK_EQUAL(by_name.at("preload_model")["inputSchema"]["required"][0].get<std::string>(),
+                  "model");
+  CAF_CHECK(by_name.at("preload_model")["inputSchema"]["properties"].contains("keep_alive"));
+  CAF_CHECK_EQUAL(by_name.at("pull_model")["inputSchema"]["required"][0].get<std::string>(),
+                  "model");
   // The deadline overrides are offered on every task tool.
-  CAF_CHECK(tools[0]["inputSchema"]["properties"].contains("task_timeout_ms"));
-  CAF_CHECK(tools[1]["inputSchema"]["properties"].contains("first_token_timeout_ms"));
-  CAF_CHECK(tools[0]["inputSchema"]["properties"].contains("stop_on_error"));
+  CAF_CHECK(by_name.at("batch_offload")["inputSchema"]["properties"].contains("task_timeout_ms"));
+  CAF_CHECK(
+      by_name.at("offload_work")["inputSchema"]["properties"].contains("first_token_timeout_ms"));
+  CAF_CHECK(by_name.at("batch_offload")["inputSchema"]["properties"].contains("stop_on_error"));
 }
 
 CAF_TEST(tool results carry text and optional structured content) {

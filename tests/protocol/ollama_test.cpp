@@ -200,6 +200,18 @@ CAF_TEST(chat options add keep alive and context size) {
   CAF_CHECK_EQUAL(forever["keep_alive"].get<int64_t>(), -1);
 }
 
+CAF_TEST(options are found by the model name with or without the latest tag) {
+  std::map<std::string, ollama::chat_options> pinned{
+      {"a", {"1h", 0}}, {"b:latest", {"", 4096}}, {"c:7b", {"5m", 0}}};
+  CAF_CHECK_EQUAL(ollama::options_for(pinned, "a").keep_alive, "1h");
+  CAF_CHECK_EQUAL(ollama::options_for(pinned, "a:latest").keep_alive, "1h");
+  CAF_CHECK_EQUAL(ollama::options_for(pinned, "b").num_ctx, 4096);
+  CAF_CHECK_EQUAL(ollama::options_for(pinned, "c:7b").keep_alive, "5m");
+  // Another tag is another model.
+  CAF_CHECK(ollama::options_for(pinned, "c").keep_alive.empty());
+  CAF_CHECK(ollama::options_for(pinned, "a:3b").keep_alive.empty());
+}
+
 CAF_TEST(a preload is a chat without messages) {
   auto body = nlohmann::json::parse(ollama::make_preload_body("m", "1h"));
   CAF_CHECK_EQUAL(body["model"].get<std::string>(), "m");
@@ -209,6 +221,10 @@ CAF_TEST(a preload is a chat without messages) {
   auto unload = nlohmann::json::parse(ollama::make_preload_body("m", "0"));
   CAF_CHECK_EQUAL(unload["keep_alive"].get<int64_t>(), 0);
   CAF_CHECK(!nlohmann::json::parse(ollama::make_preload_body("m", "")).contains("keep_alive"));
+  CAF_CHECK(!body.contains("options"));
+  // With a pinned context window, so that the first task does not reload the model.
+  auto sized = nlohmann::json::parse(ollama::make_preload_body("m", "1h", 16384));
+  CAF_CHECK_EQUAL(sized["options"]["num_ctx"].get<int64_t>(), 16384);
   // Ollama's answer to it.
   auto out = parse_every_way<parser>(
       R"({"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done_reason":"load","done":true})");

@@ -185,6 +185,19 @@ CAF_TEST(the shipped default config loads and matches the built - in defaults) {
   CAF_CHECK_EQUAL(config.ledger_enabled, builtin.ledger_enabled);
   CAF_CHECK_EQUAL(config.pricing.comparison_model, builtin.pricing.comparison_model);
   CAF_CHECK_EQUAL(config.pricing.cloud_prices.size(), builtin.pricing.cloud_prices.size());
+  CAF_CHECK(config.backends[0].discover == builtin.backends[0].discover);
+  const auto& r = config.routing;
+  const auto& d = builtin.routing;
+  CAF_CHECK(r.strategy == d.strategy);
+  CAF_CHECK(r.health_interval == d.health_interval);
+  CAF_CHECK(r.discovery_interval == d.discovery_interval);
+  CAF_CHECK(r.probe_timeout == d.probe_timeout);
+  CAF_CHECK_EQUAL(r.breaker.consecutive_failures, d.breaker.consecutive_failures);
+  CAF_CHECK_EQUAL(r.breaker.failure_rate, d.breaker.failure_rate);
+  CAF_CHECK_EQUAL(r.breaker.min_requests, d.breaker.min_requests);
+  CAF_CHECK(r.breaker.window == d.breaker.window);
+  CAF_CHECK(r.breaker.cooldown == d.breaker.cooldown);
+  CAF_CHECK(r.aliases.empty() && config.model_options.empty());
 }
 
 CAF_TEST(the http section is read with every key) {
@@ -386,4 +399,76 @@ CAF_TEST(unknown kinds are refused wherever they come from) {
     threw = std::string{e.what()}.find("tgi") != std::string::npos;
   }
   CAF_CHECK(threw);
+}
+
+CAF_TEST(models routing and per backend models are read) {
+  temp_yaml file{R"(default_model: fast
+models:
+  aliases: {fast: "llama3.2:3b", coder: "qwen2.5-coder:7b"}
+  options:
+    "qwen2.5-coder:7b": {keep_alive: 30m, num_ctx: 16384}
+    "llama3.2:3b": {keep_alive: "-1"}
+routing:
+  strategy: round_robin
+  health_interval: 5s
+  discovery_interval: 0
+  probe_timeout: 2s
+  breaker: {failures: 4, failure_rate: 0.75, min_requests: 20, window: 2m, cooldown: 10s}
+backends:
+  - url: http://127.0.0.1:11434
+    models: ["qwen2.5-coder:7b"]
+    discover: false
+)"};
+  auto config = load_config_file(file.path);
+  finalize_config(config);
+  const auto& r = config.routing;
+  CAF_CHECK(r.strategy == routing_strategy::round_robin);
+  CAF_CHECK(r.health_interval == milliseconds{5000});
+  CAF_CHECK(r.discovery_interval == milliseconds{0});
+  CAF_CHECK(r.probe_timeout == milliseconds{2000});
+  CAF_CHECK_EQUAL(r.breaker.consecutive_failures, 4u);
+  CAF_CHECK_EQUAL(r.breaker.failure_rate, 0.75);
+  CAF_CHECK_EQUAL(r.breaker.min_requests, 20u);
+  CAF_CHECK(r.breaker.window == milliseconds{120000});
+  CAF_CHECK(r.breaker.cooldown == milliseconds{10000});
+  CAF_CHECK_EQUAL(r.aliases.at("fast"), "llama3.2:3b");
+  // The router resolves the default too (here an alias).
+  CAF_CHECK_EQUAL(r.default_model, "fast");
+  CAF_CHECK_EQUAL(config.model_options.at("qwen2.5-coder:7b").keep_alive, "30m");
+  CAF_CHECK_EQUAL(config.model_options.at("qwen2.5-coder:7b").num_ctx, 16384);
+  CAF_CHECK_EQUAL(config.model_options.at("llama3.2:3b").keep_alive, "-1");
+  // A pinned window sizes compress_context's input, for the model and its aliases.
+  CAF_CHECK_EQUAL(config.engine.context_chars.at("qwen2.5-coder:7b"), 16384u * 7 / 2);
+  CAF_CHECK_EQUAL(config.engine.context_chars.at("coder"), 16384u * 7 / 2);
+  CAF_CHECK_EQUAL(config.engine.context_chars.count("fast"), 0u);
+  CAF_REQUIRE_EQUAL(config.backends.size(), 1u);
+  CAF_CHECK_EQUAL(config.backends[0].models, (std::vector<std::string>{"qwen2.5-coder:7b"}));
+  CAF_CHECK(!config.backends[0].discover);
+}
+
+CAF_TEST(routing and model settings are checked) {
+  auto has = [](const std::string& error, std::string_view part) {
+    return error.find(part) != std::string::npos;
+  };
+  CAF_CHECK(has(load_error("routing:\n  strategy: random\n"), "least_loaded, round_robin"));
+  CAF_CHECK(has(load_error("routing:\n  breaker: {failure_rate: 2}\n"), "failure_rate"));
+  CAF_CHECK(has(load_error("routing:\n  breaker: {cooldown: 0}\n"), "cooldown"));
+  CAF_CHECK(has(load_error("routing:\n  breaker: {failurs: 3}\n"), "failurs"));
+  CAF_CHECK(has(load_error("models:\n  options:\n    m: {keep_alive: soon}\n"), "keep_alive"));
+  CAF_CHECK(has(load_error("models:\n  options:\n    m: {num_ctx: 0}\n"), "at least 1"));
+  CAF_CHECK(has(load_error("models:\n  alias: {a: b}\n"), "alias"));
+  CAF_CHECK(has(load_error("backends:\n  - url: http://x\n    models: llama\n"), "list"));
+  auto finalize_error = [](std::map<std::string, std::string> aliases) {
+    daemon_config config;
+    config.routing.aliases = std::move(aliases);
+    try {
+      finalize_config(config);
+    } catch (const config_error& e) {
+      return std::string{e.what()};
+    }
+    return std::string{};
+  };
+  CAF_CHECK(has(finalize_error({{"a", "a"}}), "alias of itself"));
+  CAF_CHECK(has(finalize_error({{"a", "b"}, {"b", "c"}}), "alias too"));
+  CAF_CHECK(finalize_error({{"a", "c"}, {"b", "c"}}).empty());
 }

@@ -90,6 +90,7 @@ scripted_session(mcp_session_actor::stateful_pointer<scripted_session_state> sel
       [](new_policy_atom, policy_ptr&) {},
       [](progress_atom, uint64_t, size_t, size_t) {},
       [](heartbeat_atom, uint64_t) {},
+      [](tool_progress_atom, uint64_t, double, double, std::string&) {},
       [self](shutdown_atom) { self->quit(); },
   };
 }
