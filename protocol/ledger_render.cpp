@@ -2,6 +2,7 @@
 // stats --format json`), Prometheus text, and plain-text tables for people.
 
 #include "protocol/ledger.hpp"
+#include "protocol/prometheus.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -38,28 +39,11 @@ json groups_json(const std::vector<usage_group>& groups, const char* key_name) {
 
 // -- Prometheus ----------------------------------------------------------------------------------
 
-// Label values escape backslash, double quote and newline (exposition format 0.0.4).
-std::string label_value(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
 struct exposition {
   std::string text;
 
   void family(std::string_view name, std::string_view type, std::string_view help) {
-    text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    prometheus::append_family_header(text, name, type, help);
   }
   template <class Value>
   void sample(std::string_view name, std::string_view labels, Value value) {
@@ -71,7 +55,7 @@ struct exposition {
 };
 
 std::string label(std::string_view name, std::string_view value) {
-  return fmt::format("{}=\"{}\"", name, label_value(value));
+  return fmt::format("{}=\"{}\"", name, prometheus::escape_label_value(value));
 }
 
 // -- tables --------------------------------------------------------------------------------------

@@ -1,35 +1,20 @@
 #include "runtime/metrics.hpp"
 
+#include "protocol/prometheus.hpp"
+
 #include <fmt/format.h>
 
 #include <iterator>
 
 namespace offload::metrics {
 
+// Label values are configuration text (backend names): escaped as the format requires.
+using prometheus::append_family_header;
+using prometheus::escape_label_value;
+
 namespace {
 
 constexpr std::array<std::string_view, 2> transport_names = {"stdio", "http"};
-
-// Label values are configuration text (backend names): escape what the format reserves.
-std::string escape_label(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
 
 } // namespace
 
@@ -92,16 +77,17 @@ std::string registry::render() const {
   std::string out;
   auto it = std::back_inserter(out);
 
-  header(out, "offload_sessions", "gauge", "Connected MCP sessions by transport.");
+  append_family_header(out, "offload_sessions", "gauge", "Connected MCP sessions by transport.");
   for (size_t i = 0; i < transport_names.size(); ++i)
     fmt::format_to(it, "offload_sessions{{transport=\"{}\"}} {}\n", transport_names[i],
                    sessions_[i].value());
 
-  header(out, "offload_inflight_calls", "gauge", "tools/call requests still running.");
+  append_family_header(out, "offload_inflight_calls", "gauge",
+                       "tools/call requests still running.");
   fmt::format_to(it, "offload_inflight_calls {}\n", inflight_calls_.value());
 
-  header(out, "offload_tasks_total", "counter",
-         "Finished tasks by outcome: ok, or the error code the agent saw.");
+  append_family_header(out, "offload_tasks_total", "counter",
+                       "Finished tasks by outcome: ok, or the error code the agent saw.");
   for (size_t code = 0; code < tasks_.size(); ++code) {
     auto name = to_string(static_cast<errc>(code));
     if (name == "unknown")
@@ -110,10 +96,10 @@ std::string registry::render() const {
                    code == 0 ? std::string_view{"ok"} : name, tasks_[code].value());
   }
 
-  header(out, "offload_backend_request_seconds", "histogram",
-         "Duration of one exchange with an LLM backend.");
+  append_family_header(out, "offload_backend_request_seconds", "histogram",
+                       "Duration of one exchange with an LLM backend.");
   for (const auto& backend : backends_) {
-    auto label = escape_label(backend->name);
+    auto label = escape_label_value(backend->name);
     auto reading = backend->request_seconds.read();
     for (size_t i = 0; i < histogram::bounds.size(); ++i)
       fmt::format_to(it, "offload_backend_request_seconds_bucket{{backend=\"{}\",le=\"{}\"}} {}\n",
@@ -126,12 +112,14 @@ std::string registry::render() const {
                    reading.cumulative.back());
   }
 
-  header(out, "offload_backend_queue_depth", "gauge", "Requests waiting for a backend slot.");
+  append_family_header(out, "offload_backend_queue_depth", "gauge",
+                       "Requests waiting for a backend slot.");
   for (const auto& backend : backends_)
     fmt::format_to(it, "offload_backend_queue_depth{{backend=\"{}\"}} {}\n",
-                   escape_label(backend->name), backend->queue_depth.value());
+                   escape_label_value(backend->name), backend->queue_depth.value());
 
-  header(out, "offload_http_requests_total", "counter", "HTTP responses by status code.");
+  append_family_header(out, "offload_http_requests_total", "counter",
+                       "HTTP responses by status code.");
   for (size_t i = 0; i < http_codes.size(); ++i)
     fmt::format_to(it, "offload_http_requests_total{{code=\"{}\"}} {}\n", http_codes[i],
                    http_requests_[i].value());
