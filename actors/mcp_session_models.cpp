@@ -14,25 +14,15 @@ namespace offload {
 void call_model_tool(session_pointer self, const json& id, const std::string& tool,
                      const json& args, const json& progress_token, std::vector<held_quota> held) {
   auto& st = self->state;
-  auto give_back = [&] {
-    // The call ends in a JSON-RPC error, which Intercept does not count.
-    if (!held.empty())
-      self->send(st.policy.registry, release_atom_v, std::move(held));
-  };
   std::string error;
   auto parsed = model_tools::parse_args(tool, args, error);
   if (!parsed) {
-    send_result(self, id,
-                mcp::tool_result(fmt::format("Invalid arguments for {}: {}", tool, error), true));
+    send_invalid_arguments(self, id, tool, error);
     return;
   }
+  if (reject_reused_id(self, id, held))
+    return;
   auto key = id.dump();
-  if (st.in_flight.count(key) > 0) {
-    send_error(self, id, jsonrpc::invalid_request,
-               fmt::format("request id {} is already in use by a running call", key));
-    give_back();
-    return;
-  }
   auto call_no = ++st.calls;
   auto session = caf::actor_cast<mcp_session_actor>(self);
   auto worker = spawn_model_tool(self->home_system(), st.router, std::move(*parsed),
@@ -44,7 +34,7 @@ void call_model_tool(session_pointer self, const json& id, const std::string& to
   call.model_tool = worker;
   call.progress_token = progress_token;
   call.started = self->clock().now();
-  st.in_flight.emplace(key, std::move(call));
+  track_call(self, std::move(call));
   spdlog::info("call {}/{}: {}", st.settings.name, call_no, tool);
   // The worker always answers (or is cancelled, and then no answer is wanted): its backends'
   // requests have deadlines or monitors.
@@ -55,6 +45,7 @@ void call_model_tool(session_pointer self, const json& id, const std::string& to
             if (it == self->state.in_flight.end() || it->second.call_no != call_no)
               return; // cancelled meanwhile
             self->state.in_flight.erase(it);
+            count_call_ended(self);
             send_result(self, id, answer.result);
             quit_if_done(self);
           },
@@ -63,6 +54,7 @@ void call_model_tool(session_pointer self, const json& id, const std::string& to
             if (it == self->state.in_flight.end() || it->second.call_no != call_no)
               return;
             self->state.in_flight.erase(it);
+            count_call_ended(self);
             auto failure = from_caf_error(err);
             spdlog::error("session {}: {} failed: {}", self->state.settings.name, tool,
                           failure.message);

@@ -90,6 +90,16 @@ void quit_if_done(session_pointer self);
 // -- tools (mcp_session_tools.cpp) ---------------------------------------------------------------
 
 void handle_tools_call(session_pointer self, const json& id, const json& params);
+// Gives back a call's quota: it ended in a JSON-RPC error, which Intercept does not count.
+void release_quota(session_pointer self, std::vector<held_quota> held);
+// Answers a call whose arguments are wrong with an isError tool result naming the problem.
+void send_invalid_arguments(session_pointer self, const json& id, const std::string& tool,
+                            const std::string& error);
+// Refuses a call whose JSON-RPC id belongs to a running call (and gives its quota back); true
+// when it did.
+bool reject_reused_id(session_pointer self, const json& id, std::vector<held_quota>& held);
+// Adds a call to the in-flight table (and the in-flight metric).
+void track_call(session_pointer self, in_flight_call call);
 // Counts `calls` calls as no longer in flight (metrics).
 void count_call_ended(session_pointer self, size_t calls = 1);
 void handle_cancel(session_pointer self, const json& params);

@@ -12,12 +12,6 @@ namespace offload {
 
 namespace {
 
-// Gives back a call's quota: it ended in a JSON-RPC error, which Intercept does not count.
-void release_quota(session_pointer self, std::vector<held_quota> held) {
-  if (!held.empty())
-    self->send(self->state.policy.registry, release_atom_v, std::move(held));
-}
-
 std::optional<batch_spec> parse_tool_args(session_pointer self, const std::string& tool,
                                           const json& args, std::string& error) {
   const auto& limits = self->state.engine->limits;
@@ -56,18 +50,12 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
   std::string error;
   auto spec = parse_tool_args(self, tool, args, error);
   if (!spec) {
-    // Bad arguments are a tool result the agent can read and correct (MCP 2025-11-25).
-    send_result(self, id,
-                mcp::tool_result(fmt::format("Invalid arguments for {}: {}", tool, error), true));
+    send_invalid_arguments(self, id, tool, error);
     return;
   }
+  if (reject_reused_id(self, id, held))
+    return;
   auto key = id.dump();
-  if (st.in_flight.count(key) > 0) {
-    send_error(self, id, jsonrpc::invalid_request,
-               fmt::format("request id {} is already in use by a running call", key));
-    release_quota(self, std::move(held));
-    return;
-  }
   auto call_no = ++st.calls;
   auto trace_id = fmt::format("{}/{}", st.settings.name, call_no);
   spec->owner = st.settings.name;
@@ -90,9 +78,7 @@ void call_batch_tool(session_pointer self, const json& id, const std::string& to
   call.progress_token = progress_token;
   call.total = shared_spec->tasks.size();
   call.started = self->clock().now();
-  st.in_flight.emplace(key, std::move(call));
-  if (st.engine->metrics)
-    st.engine->metrics->inflight_calls().add();
+  track_call(self, std::move(call));
   if (!progress_token.is_null())
     start_heartbeat(self);
   // The coordinator answers by its batch deadline; the monitor covers it dying without answering.
@@ -200,6 +186,36 @@ void dispatch_tool(session_pointer self, const json& id, const std::string& name
 }
 
 } // namespace
+
+// Gives back a call's quota: it ended in a JSON-RPC error, which Intercept does not count.
+void release_quota(session_pointer self, std::vector<held_quota> held) {
+  if (!held.empty())
+    self->send(self->state.policy.registry, release_atom_v, std::move(held));
+}
+
+void send_invalid_arguments(session_pointer self, const json& id, const std::string& tool,
+                            const std::string& error) {
+  // Bad arguments are a tool result the agent can read and correct (MCP 2025-11-25).
+  send_result(self, id,
+              mcp::tool_result(fmt::format("Invalid arguments for {}: {}", tool, error), true));
+}
+
+bool reject_reused_id(session_pointer self, const json& id, std::vector<held_quota>& held) {
+  auto key = id.dump();
+  if (self->state.in_flight.count(key) == 0)
+    return false;
+  send_error(self, id, jsonrpc::invalid_request,
+             fmt::format("request id {} is already in use by a running call", key));
+  release_quota(self, std::move(held));
+  return true;
+}
+
+void track_call(session_pointer self, in_flight_call call) {
+  auto& st = self->state;
+  st.in_flight.emplace(call.id.dump(), std::move(call));
+  if (st.engine->metrics)
+    st.engine->metrics->inflight_calls().add();
+}
 
 void count_call_ended(session_pointer self, size_t calls) {
   if (self->state.engine->metrics)
