@@ -52,6 +52,16 @@ void split_lines(std::string& pending, std::string_view bytes, OnLine on_line, S
   pending.append(bytes.substr(start));
 }
 
+// At the end of the body: a last line without its newline still counts.
+template <class OnLine>
+void flush_last_line(std::string& pending, OnLine on_line) {
+  if (pending.empty())
+    return;
+  std::string line = std::move(pending);
+  pending.clear();
+  on_line(line);
+}
+
 std::string_view trim_line_end(std::string_view line) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
     line.remove_suffix(1);
@@ -164,11 +174,7 @@ void chat_stream_parser::feed(std::string_view bytes) {
 void chat_stream_parser::finish() {
   if (failed() || done_)
     return;
-  if (!pending_.empty()) {
-    std::string line = std::move(pending_);
-    pending_.clear();
-    parse_line(line);
-  }
+  flush_last_line(pending_, [this](std::string_view line) { parse_line(line); });
   if (!failed() && !done_)
     fail(errc::connection_dropped,
          fmt::format("the LLM server ended the response after {} chunks without the final "
@@ -276,11 +282,7 @@ void pull_progress_parser::feed(std::string_view bytes) {
 void pull_progress_parser::finish() {
   if (failed() || done_)
     return;
-  if (!pending_.empty()) {
-    std::string line = std::move(pending_);
-    pending_.clear();
-    parse_line(line);
-  }
+  flush_last_line(pending_, [this](std::string_view line) { parse_line(line); });
   if (!failed() && !done_)
     error_ = {errc::connection_dropped,
               fmt::format("the LLM server ended the pull after {} updates without \"success\" "
