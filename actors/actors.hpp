@@ -56,8 +56,8 @@ using backend_actor = caf::typed_actor<
     caf::replies_to<generate_atom, llm_request_ptr>::with<llm_reply>,
     // Internal: the I/O thread finished exchange `id`.
     caf::reacts_to<http_done_atom, uint64_t, llm_outcome>,
-    // Internal: fail requests that waited longer than the wait budget (tick `generation`).
-    caf::reacts_to<sweep_atom, uint64_t>,
+    // Internal: fail requests that waited longer than the wait budget.
+    caf::reacts_to<sweep_atom>,
     // Probe the endpoint's health (Ollama: /api/version; OpenAI-compatible: /health).
     caf::replies_to<health_probe_atom>::with<admin_result>,
     // The models the endpoint has (Ollama: /api/tags; OpenAI-compatible: /v1/models).

@@ -61,7 +61,6 @@ struct backend_state {
   uint64_t next_id = 1;
   // A sweep tick is scheduled (it reschedules itself while requests wait).
   bool sweep_pending = false;
-  uint64_t sweep_generation = 0;
 
   static constexpr const char* name = "backend";
 };
@@ -99,8 +98,8 @@ void schedule_sweep(backend_pointer self, std::chrono::steady_clock::time_point 
     return;
   st.sweep_pending = true;
   auto due = oldest + st.settings.queue_wait - self->clock().now();
-  self->delayed_send(self, std::max(due, decltype(due){std::chrono::milliseconds{1}}), sweep_atom_v,
-                     ++st.sweep_generation);
+  self->delayed_send(self, std::max(due, decltype(due){std::chrono::milliseconds{1}}),
+                     sweep_atom_v);
 }
 
 void drop_requests_of(backend_pointer self, const caf::actor_addr& requester) {
@@ -249,7 +248,7 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
         }
         pump(self);
       },
-      [self](sweep_atom, uint64_t) {
+      [self](sweep_atom) {
         auto& st = self->state;
         st.sweep_pending = false;
         auto now = self->clock().now();

@@ -113,8 +113,6 @@ public:
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Sessions with something waiting.
-  size_t sessions() const { return rotation_.size(); }
 
 private:
   struct entry {

@@ -74,7 +74,7 @@ scripted_backend(backend_actor::stateful_pointer<scripted_backend_state> self,
         return reply;
       },
       [](http_done_atom, uint64_t, llm_outcome&) {},
-      [](sweep_atom, uint64_t) {},
+      [](sweep_atom) {},
       [](health_probe_atom) {
         admin_result up;
         up.ok = true;

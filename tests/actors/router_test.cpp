@@ -48,7 +48,7 @@ fake_endpoint(backend_actor::stateful_pointer<fake_endpoint_state> self,
   return {
       [](generate_atom, llm_request_ptr&) -> caf::result<llm_reply> { return llm_reply{}; },
       [](http_done_atom, uint64_t, llm_outcome&) {},
-      [](sweep_atom, uint64_t) {},
+      [](sweep_atom) {},
       [self](health_probe_atom) {
         auto& s = *self->state.script;
         ++s.probes;
