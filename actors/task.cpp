@@ -283,32 +283,6 @@ void start_attempt(task_pointer self) {
           });
 }
 
-// compress_context: content longer than the model's context window is cut in the middle (the
-// start and the end usually carry the most) and the result says so.
-task_spec fit_to_context(task_pointer self, const task_spec& task, size_t budget) {
-  task_spec fitted = task;
-  auto keep_head = budget * 2 / 3;
-  auto keep_tail = budget - keep_head;
-  // Cut on UTF-8 character boundaries.
-  auto boundary = [&](size_t pos) {
-    while (pos > 0 && pos < task.context.size() &&
-           (static_cast<unsigned char>(task.context[pos]) & 0xC0) == 0x80)
-      --pos;
-    return pos;
-  };
-  auto head_end = boundary(keep_head);
-  auto tail_start = boundary(task.context.size() - keep_tail);
-  auto dropped = tail_start - head_end;
-  fitted.context = task.context.substr(0, head_end) +
-                   fmt::format("\n\n[... {} characters omitted ...]\n\n", dropped) +
-                   task.context.substr(tail_start);
-  self->state.warnings.push_back(fmt::format(
-      "the content is {} characters but the model's context holds about {}: the middle {} "
-      "characters were not seen by the model, so the summary does not cover them",
-      task.context.size(), budget, dropped));
-  return fitted;
-}
-
 // The injection guard over the task's own input (not a previous step's answer: that came from
 // our own model). Returns false when the task must not run.
 bool passes_injection_guard(task_pointer self, const task_spec& task) {
@@ -377,13 +351,12 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
     auto it = st.settings->context_chars.find(st.model);
     auto window =
         it != st.settings->context_chars.end() ? it->second : st.settings->default_context_chars;
-    // Room for the instructions and for the answer itself.
-    auto budget = window > task.task.size() + spec->target_chars + 512
-                      ? window - task.task.size() - spec->target_chars - 512
-                      : window / 2;
-    request->messages = task.context.size() > budget
-                            ? build_messages(fit_to_context(self, task, budget), nullptr)
-                            : build_messages(task, nullptr);
+    if (auto fitted = fit_to_context(task, context_budget(window, task, spec->target_chars))) {
+      st.warnings.push_back(std::move(fitted->warning));
+      request->messages = build_messages(fitted->task, nullptr);
+    } else {
+      request->messages = build_messages(task, nullptr);
+    }
   } else {
     request->messages = build_messages(task, previous.get());
   }
