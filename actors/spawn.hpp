@@ -55,6 +55,9 @@ struct engine_settings {
   // Guards: the prompt-injection check of each task's input, and secret redaction of answers.
   guards::guard_mode injection_guard = guards::guard_mode::block;
   bool redact_secrets = true;
+  // A fixture profile (only "conformance": the official MCP conformance suite's test tools,
+  // resources and prompts); empty in production.
+  std::string profile;
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
