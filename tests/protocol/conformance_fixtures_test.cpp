@@ -6,13 +6,13 @@
 using namespace offload;
 using json = nlohmann::json;
 
-CAF_TEST(every test tool has a name, a description and an object schema) {
+CAF_TEST(every test tool has a name a description and an object schema) {
   auto tools = conformance::tools();
   CAF_CHECK(tools.size() >= 14u);
   for (const auto& tool : tools) {
     CAF_CHECK(tool["name"].is_string());
     CAF_CHECK(tool["description"].is_string());
-    CAF_CHECK_EQUAL(tool["inputSchema"]["type"], "object");
+    CAF_CHECK((tool["inputSchema"]["type"]) == ("object"));
   }
   CAF_CHECK(conformance::is_tool("test_sampling"));
   CAF_CHECK(!conformance::is_tool("batch_offload"));
@@ -23,9 +23,9 @@ CAF_TEST(the 2020 - 12 tool keeps its schema keywords) {
     if (tool["name"] != "json_schema_2020_12_tool")
       continue;
     const auto& schema = tool["inputSchema"];
-    CAF_CHECK_EQUAL(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    CAF_CHECK((schema["$schema"]) == ("https://json-schema.org/draft/2020-12/schema"));
     CAF_CHECK(schema["$defs"].contains("address"));
-    CAF_CHECK_EQUAL(schema["additionalProperties"], false);
+    CAF_CHECK((schema["additionalProperties"]) == (false));
     return;
   }
   CAF_FAIL("json_schema_2020_12_tool is missing");
@@ -37,27 +37,27 @@ CAF_TEST(static tools return their content types) {
   std::vector<std::string> types;
   for (const auto& block : (*mixed)["content"])
     types.push_back(block["type"]);
-  CAF_CHECK_EQUAL(types, (std::vector<std::string>{"text", "image", "resource"}));
+  CAF_CHECK((types) == ((std::vector<std::string>{"text", "image", "resource"})));
   auto audio = conformance::static_tool_result("test_audio_content");
   CAF_REQUIRE(audio.has_value());
-  CAF_CHECK_EQUAL((*audio)["content"][0]["mimeType"], "audio/wav");
+  CAF_CHECK(((*audio)["content"][0]["mimeType"]) == ("audio/wav"));
   auto error = conformance::static_tool_result("test_error_handling");
   CAF_REQUIRE(error.has_value());
-  CAF_CHECK_EQUAL((*error)["isError"], true);
+  CAF_CHECK(((*error)["isError"]) == (true));
   CAF_CHECK(!conformance::static_tool_result("test_sampling"));
 }
 
 CAF_TEST(resources read by uri and template) {
   auto text = conformance::read_resource("test://static-text");
   CAF_REQUIRE(text.has_value());
-  CAF_CHECK_EQUAL((*text)["contents"][0]["mimeType"], "text/plain");
+  CAF_CHECK(((*text)["contents"][0]["mimeType"]) == ("text/plain"));
   auto binary = conformance::read_resource("test://static-binary");
   CAF_REQUIRE(binary.has_value());
   CAF_CHECK((*binary)["contents"][0]["blob"].is_string());
   auto templated = conformance::read_resource("test://template/123/data");
   CAF_REQUIRE(templated.has_value());
   auto data = json::parse((*templated)["contents"][0]["text"].get<std::string>());
-  CAF_CHECK_EQUAL(data["id"], "123");
+  CAF_CHECK((data["id"]) == ("123"));
   CAF_CHECK(!conformance::read_resource("test://template/1/2/data"));
   CAF_CHECK(!conformance::read_resource("test://nothing"));
   CAF_CHECK(conformance::is_resource("test://watched-resource"));
@@ -77,24 +77,24 @@ CAF_TEST(prompts substitute their arguments and reject missing ones) {
   auto embedded = conformance::get_prompt("test_prompt_with_embedded_resource",
                                           json{{"resourceUri", "test://x"}}, error);
   CAF_REQUIRE(embedded.has_value());
-  CAF_CHECK_EQUAL((*embedded)["messages"][0]["content"]["resource"]["uri"], "test://x");
+  CAF_CHECK(((*embedded)["messages"][0]["content"]["resource"]["uri"]) == ("test://x"));
 }
 
 CAF_TEST(completion filters arg1 candidates by prefix) {
   auto params = json{{"ref", {{"type", "ref/prompt"}, {"name", "test_prompt_with_arguments"}}},
                      {"argument", {{"name", "arg1"}, {"value", "par"}}}};
   auto result = conformance::complete(params);
-  CAF_CHECK_EQUAL(result["completion"]["values"], json({"paris", "park", "party"}));
+  CAF_CHECK((result["completion"]["values"]) == (json({"paris", "park", "party"})));
   params["argument"]["name"] = "arg2";
   CAF_CHECK(conformance::complete(params)["completion"]["values"].empty());
 }
 
 CAF_TEST(elicitation schemas carry defaults and every enum kind) {
   auto defaults = conformance::elicitation_defaults_request()["requestedSchema"]["properties"];
-  CAF_CHECK_EQUAL(defaults["age"]["default"], 30);
-  CAF_CHECK_EQUAL(defaults["status"]["default"], "active");
+  CAF_CHECK((defaults["age"]["default"]) == (30));
+  CAF_CHECK((defaults["status"]["default"]) == ("active"));
   auto enums = conformance::elicitation_enums_request()["requestedSchema"]["properties"];
-  CAF_CHECK_EQUAL(enums["titledSingle"]["oneOf"][0]["const"], "value1");
-  CAF_CHECK_EQUAL(enums["legacyEnum"]["enumNames"].size(), enums["legacyEnum"]["enum"].size());
+  CAF_CHECK((enums["titledSingle"]["oneOf"][0]["const"]) == ("value1"));
+  CAF_CHECK((enums["legacyEnum"]["enumNames"].size()) == (enums["legacyEnum"]["enum"].size()));
   CAF_CHECK(enums["titledMulti"]["items"]["anyOf"].is_array());
 }
