@@ -6,6 +6,7 @@
 
 #include "actors/mcp_session_state.hpp"
 #include "actors/policy_check.hpp"
+#include "protocol/conformance_fixtures.hpp"
 #include "protocol/mcp.hpp"
 
 #include <fmt/format.h>
@@ -48,6 +49,9 @@ void handle_tools_list(session_pointer self, const json& id, const json& params)
   auto tools = mcp::tool_catalogue();
   if (st.policy.policy)
     tools = filter_hidden_tools(*st.policy.policy, tools);
+  if (conformance_profile_on(self))
+    for (auto& fixture : conformance::tools())
+      tools.push_back(std::move(fixture));
   size_t start = 0;
   if (params.is_object())
     if (auto cursor = params.find("cursor"); cursor != params.end() && !cursor->is_null()) {
@@ -93,7 +97,10 @@ void handle_request(session_pointer self, const jsonrpc::message& msg) {
     }
     st.protocol_version = *version;
     spdlog::info("session {}: initialized with protocol {}", st.settings.name, *version);
-    send_result(self, id, mcp::initialize_result(*version, st.settings.server_version));
+    auto result = mcp::initialize_result(*version, st.settings.server_version);
+    if (conformance_profile_on(self))
+      conformance::add_capabilities(result);
+    send_result(self, id, result);
     return;
   }
   if (st.protocol_version.empty()) {
@@ -114,6 +121,8 @@ void handle_request(session_pointer self, const jsonrpc::message& msg) {
     handle_tools_call(self, id, msg.params);
   else if (msg.method == "logging/setLevel")
     handle_set_level(self, id, msg.params);
+  else if (handle_conformance_request(self, msg))
+    return;
   else
     send_error(self, id, jsonrpc::method_not_found,
                fmt::format("Method not found: {:?}", msg.method));

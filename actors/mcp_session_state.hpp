@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -67,6 +68,8 @@ struct mcp_session_state {
   // The heartbeat loop runs while a call wants progress; stale ticks carry an old generation.
   bool heartbeat_running = false;
   uint64_t heartbeat_generation = 0;
+  // Resource URIs the client subscribed to (conformance profile only).
+  std::set<std::string> subscriptions;
 
   static constexpr const char* name = "mcp_session";
 };
@@ -126,5 +129,15 @@ void call_model_tool(session_pointer self, const json& id, const std::string& to
 // Progress of a model tool call, relayed when the call asked for progress.
 void handle_tool_progress(session_pointer self, uint64_t call_no, double progress, double total,
                           const std::string& message);
+// -- conformance profile (conformance_profile.cpp) -----------------------------------------------
+
+bool conformance_profile_on(session_pointer self);
+// resources/*, prompts/* and completion/complete under the profile; false when not one of them
+// or the profile is off.
+bool handle_conformance_request(session_pointer self, const jsonrpc::message& msg);
+// A call of one of the suite's test tools; false when `name` is no test tool or the profile is
+// off.
+bool call_conformance_tool(session_pointer self, const json& id, const std::string& name,
+                           const json& args, const json& progress_token);
 
 } // namespace offload

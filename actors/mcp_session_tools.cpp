@@ -177,6 +177,8 @@ void dispatch_tool(session_pointer self, const json& id, const std::string& name
     call_model_tool(self, id, name, args, progress_token, std::move(held));
     return;
   }
+  if (call_conformance_tool(self, id, name, args, progress_token))
+    return;
   send_error(self, id, jsonrpc::invalid_params,
              fmt::format("Unknown tool: {:?}. Available tools: batch_offload, offload_work, "
                          "compress_context, cost_dashboard, get_metrics, list_loaded_models, "

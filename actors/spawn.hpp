@@ -57,6 +57,9 @@ struct engine_settings {
   bool redact_secrets = true;
   // Where task outcomes and in-flight calls are counted for /metrics; null: not counted.
   std::shared_ptr<metrics::registry> metrics;
+  // A fixture profile (only "conformance": the official MCP conformance suite's test tools,
+  // resources and prompts); empty in production.
+  std::string profile;
 };
 using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 

@@ -472,7 +472,7 @@ daemon_config load_config_file(const std::string& path) {
   check_keys(path, root, "the top level",
              {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
               "policy", "audit_log", "state_dir", "guards", "http", "ledger", "pricing", "models",
-              "routing"});
+              "routing", "profile"});
   if (auto models = root["models"])
     read_models(path, models, config);
   if (auto routing = root["routing"])
@@ -505,6 +505,14 @@ daemon_config load_config_file(const std::string& path) {
   }
   if (root["http"])
     read_http(path, root["http"], config.http);
+  if (root["profile"]) {
+    config.engine.profile = scalar<std::string>(path, root["profile"], "profile");
+    if (config.engine.profile != "conformance")
+      fail_at(path, root["profile"],
+              fmt::format("profile \"{}\" is unknown; the only profile is \"conformance\" (test "
+                          "fixtures for the MCP conformance suite, never for production)",
+                          config.engine.profile));
+  }
   if (root["state_dir"])
     config.state_dir = scalar<std::string>(path, root["state_dir"], "state_dir");
   if (root["audit_log"])

@@ -33,6 +33,7 @@ struct serve_flags {
   std::string policy_file;
   std::string audit_log;
   std::string state_dir;
+  std::string profile;
   bool stdio = false;
   std::string http;
   bool allow_remote = false;
@@ -76,6 +77,8 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.audit_log = flags.audit_log;
   if (!flags.state_dir.empty())
     config.state_dir = flags.state_dir;
+  if (!flags.profile.empty())
+    config.engine.profile = flags.profile;
   config.stdio = flags.stdio;
   if (!flags.http.empty())
     config.http.listen = flags.http;
@@ -247,6 +250,11 @@ int main(int argc, char** argv) {
       ->add_option("--log-format", flags.log_format,
                    "text (journald-aware) or json: one JSON object per log line")
       ->check(CLI::IsMember({"text", "json"}));
+  serve
+      ->add_option("--profile", flags.profile,
+                   "Fixture profile; \"conformance\" adds the MCP conformance suite's test "
+                   "tools, resources and prompts (testing only)")
+      ->check(CLI::IsMember({"conformance"}));
   serve->add_option("--log-level", flags.log_level,
                     "trace, debug, info, warn, error, critical or off (logs go to stderr)");
 

@@ -520,4 +520,41 @@ CAF_TEST(bad arguments of the usage tools are an error result naming the field) 
                   0u);
 }
 
+CAF_TEST(without the conformance profile its fixtures do not exist) {
+  initialize();
+  CAF_CHECK_EQUAL(error_code(one(R"({"jsonrpc":"2.0","id":1,"method":"resources/list"})")), -32601);
+  CAF_CHECK_EQUAL(error_code(call(2, "test_simple_text", json::object())), -32602);
+}
+
+CAF_TEST(the conformance profile serves fixtures and asks the client for sampling) {
+  auto settings = std::make_shared<engine_settings>(*test_settings(5s, 60s));
+  settings->profile = "conformance";
+  caf::anon_send_exit(aut, caf::exit_reason::user_shutdown);
+  aut = spawn_mcp_session(
+      sys, {"test", "9.9.9", ""},
+      [out = sent](std::string text, const std::string&) { out->push_back(std::move(text)); },
+      router, settings, {});
+  auto init = one(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":)"
+                  R"({"protocolVersion":"2025-11-25","capabilities":{},)"
+                  R"("clientInfo":{"name":"t","version":"1"}}})");
+  CAF_CHECK(init["result"]["capabilities"].contains("prompts"));
+  auto tools = one(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})")["result"]["tools"];
+  CAF_CHECK((tools[0]["name"]) == ("batch_offload"));
+  CAF_CHECK(tools.size() > 3u);
+  auto read = one(R"({"jsonrpc":"2.0","id":2,"method":"resources/read",)"
+                  R"("params":{"uri":"test://static-text"}})");
+  CAF_CHECK((read["result"]["contents"][0]["uri"]) == ("test://static-text"));
+  auto request = call(3, "test_sampling", {{"prompt", "hi"}});
+  CAF_REQUIRE_EQUAL(request["method"], "sampling/createMessage");
+  json response = {{"jsonrpc", "2.0"},
+                   {"id", request["id"]},
+                   {"result",
+                    {{"role", "assistant"},
+                     {"content", {{"type", "text"}, {"text", "hello"}}},
+                     {"model", "m"}}}};
+  auto answer = one(response.dump());
+  CAF_CHECK((answer["id"]) == (3));
+  CAF_CHECK((answer["result"]["content"][0]["text"]) == ("LLM response: hello"));
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()
