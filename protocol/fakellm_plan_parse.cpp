@@ -408,7 +408,8 @@ plan_parse_result parse_fault_plan(std::string_view text, std::string_view sourc
   } catch (const plan_error& e) {
     result.error = fmt::format("{}:{}: {}", source, e.line, e.reason);
   } catch (const YAML::Exception& e) {
-    result.error = fmt::format("{}:{}: {}", source, e.mark.line + 1, e.msg);
+    result.error = e.mark.line >= 0 ? fmt::format("{}:{}: {}", source, e.mark.line + 1, e.msg)
+                                    : fmt::format("{}: {}", source, e.msg);
   }
   return result;
 }

@@ -57,6 +57,7 @@ void session::record(const http_request& request, const std::string& key,
                      const std::string& canonical) {
   const auto& upstream = *server_.upstream;
   recording_ = {};
+  recording_.status = 0; // until the upstream's head arrives
   recording_.key = key;
   recording_.occurrence = server_.recorder->take_occurrence(key);
   recording_.method = std::string{request.method_string()};

@@ -274,3 +274,59 @@ test('record and replay: the replayed batch matches the recorded one byte for by
     assert.equal(put.status, 409);
   });
 });
+
+// The raw bytes of a response, and whether its body arrived whole.
+async function rawPost(url, body) {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body) });
+  const chunks = [];
+  let whole = true;
+  try {
+    for await (const chunk of res.body) chunks.push(Buffer.from(chunk));
+  } catch {
+    whole = false;
+  }
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), whole, bytes: Buffer.concat(chunks).toString('utf8') };
+}
+
+test('record and replay relay OpenAI streams, broken streams and errors byte for byte', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const recordings = path.join(dir, 'raw-recordings');
+  const upstream = await startFake();
+  running.push(upstream);
+  const recorder = await startFake({ args: ['--record', recordings, '--upstream', upstream.url] });
+  running.push(recorder);
+  const requests = [
+    ['/v1/chat/completions', { model: 'qwen2.5-coder:7b', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'stream me [[fault=slow_tokens=5]]' }] }],
+    ['/v1/chat/completions', { model: 'qwen2.5-coder:7b', stream: true, messages: [{ role: 'user', content: 'a b c d [[fault=drop]]' }] }],
+    ['/api/chat', { model: 'qwen2.5-coder:7b', stream: false, messages: [{ role: 'user', content: 'whole body' }] }],
+    ['/api/chat', { model: 'qwen2.5-coder:7b', messages: [{ role: 'user', content: 'busy [[fault=http429:retry_after=3]]' }] }],
+  ];
+  const recorded = await withLogs([recorder, upstream], async () => {
+    const out = [];
+    for (const [p, body] of requests) out.push(await rawPost(`${recorder.url}${p}`, body));
+    assert.deepEqual(out.map((r) => [r.status, r.whole]), [[200, true], [200, false], [200, true], [429, true]]);
+    assert.equal(out[3].retryAfter, '3');
+    assert.equal((await recorder.stats()).record.exchanges, 4);
+    return out;
+  });
+  await recorder.stop();
+
+  const replayer = await startFake({ args: ['--replay', recordings] });
+  running.push(replayer);
+  await withLogs([replayer], async () => {
+    for (const [i, [p, body]] of requests.entries()) {
+      const replayed = await rawPost(`${replayer.url}${p}`, body);
+      assert.deepEqual(replayed, recorded[i], `request ${i} (${p})`);
+    }
+  });
+
+  // An upstream that does not answer: a 502 in the API's shape, and nothing stored.
+  const unreachable = await startFake({ args: ['--record', path.join(dir, 'nothing'), '--upstream', 'http://127.0.0.1:1'] });
+  running.push(unreachable);
+  await withLogs([unreachable], async () => {
+    const res = await rawPost(`${unreachable.url}/v1/chat/completions`, requests[0][1]);
+    assert.equal(res.status, 502);
+    assert.match(JSON.parse(res.bytes).error.message, /^fakellm record: upstream http:\/\/127\.0\.0\.1:1: cannot connect/);
+    assert.equal((await unreachable.stats()).record.failed, 1);
+    assert.deepEqual(readdirSync(path.join(dir, 'nothing')), []);
+  });
+});
