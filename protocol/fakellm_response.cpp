@@ -18,7 +18,13 @@ ollama_shape shape_of(dialect d) {
   return d == dialect::ollama_generate ? ollama_shape::generate : ollama_shape::chat;
 }
 
-// How many content chunks go out before a drop or midstream error breaks the stream.
+// Whether the stream stops after some of the content chunks.
+bool breaks_stream(response_kind kind) {
+  return kind == response_kind::drop || kind == response_kind::midstream_error ||
+         kind == response_kind::truncate;
+}
+
+// How many content chunks go out before a drop, truncation or midstream error breaks the stream.
 size_t chunks_before_break(const action& a, size_t pieces) {
   return std::min(a.chunks_before_break.value_or((pieces + 1) / 2), pieces);
 }
@@ -58,6 +64,11 @@ response_plan unstreamed(dialect d, const chat_request& request, const action& a
     plan.body.resize(plan.body.size() / 2);
     plan.frames.back().end = plan.body.size();
     plan.cut = true;
+  } else if (a.response == response_kind::truncate) {
+    // A complete HTTP message whose JSON stops halfway.
+    plan.body.resize(plan.body.size() / 2);
+    plan.frames.back().end = plan.body.size();
+    plan.content_length = plan.body.size();
   }
   return plan;
 }
@@ -76,14 +87,15 @@ response_plan streamed_ollama(dialect d, const chat_request& request, const acti
     plan.body.append(malformed_line);
     plan.end_frame(delays.next());
   }
-  bool breaks = a.response == response_kind::drop || a.response == response_kind::midstream_error;
-  auto sent = breaks ? chunks_before_break(a, pieces.size()) : pieces.size();
+  auto sent = breaks_stream(a.response) ? chunks_before_break(a, pieces.size()) : pieces.size();
   for (size_t i = 0; i < sent; ++i) {
     append_content_line(plan.body, request.model, created_at, pieces[i], shape);
     plan.end_frame(delays.next());
   }
   if (a.response == response_kind::drop) {
     plan.cut = true;
+  } else if (a.response == response_kind::truncate) {
+    // The body ends cleanly where the final line should have come.
   } else if (a.response == response_kind::midstream_error) {
     append_error_line(plan.body, error_for(a, request, api_family::ollama).message);
     plan.end_frame(delays.next());
@@ -111,16 +123,15 @@ response_plan streamed_openai(const chat_request& request, const action& a,
   }
   // The role travels with the first text, as a server sends it once the first token exists.
   append_role_chunk(plan.body, ids, usage_null);
-  bool breaks = a.response == response_kind::drop || a.response == response_kind::midstream_error;
-  auto sent = breaks ? chunks_before_break(a, pieces.size()) : pieces.size();
+  auto sent = breaks_stream(a.response) ? chunks_before_break(a, pieces.size()) : pieces.size();
   for (size_t i = 0; i < sent; ++i) {
     append_content_chunk(plan.body, ids, pieces[i], usage_null);
     plan.end_frame(delays.next());
   }
-  if (a.response == response_kind::drop) {
+  if (a.response == response_kind::drop || a.response == response_kind::truncate) {
     if (sent == 0)
       plan.end_frame(delays.next()); // the role chunk alone
-    plan.cut = true;
+    plan.cut = a.response == response_kind::drop;
     return plan;
   }
   if (a.response == response_kind::midstream_error) {
@@ -201,10 +212,16 @@ error_reply error_for(const action& a, const chat_request& request, api_family f
     reply.message = injected_fault_message(to_string(fault::http429));
     break;
   default:
-    reply.message = injected_fault_message(to_string(
-        a.response == response_kind::midstream_error ? fault::midstream_error : fault::http500));
+    if (a.response == response_kind::midstream_error)
+      reply.message = injected_fault_message(to_string(fault::midstream_error));
+    else if (reply.status == 500)
+      reply.message = injected_fault_message(to_string(fault::http500));
+    else
+      reply.message = injected_fault_message(fmt::format("http{}", reply.status));
     break;
   }
+  if (a.message)
+    reply.message = *a.message;
   return reply;
 }
 

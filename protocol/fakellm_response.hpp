@@ -37,7 +37,7 @@ struct frame {
 
 struct response_plan {
   uint16_t status = 200;
-  std::string_view content_type = json_content_type;
+  std::string content_type{json_content_type};     // owned: a replayed one comes from a file
   std::optional<std::chrono::seconds> retry_after; // Retry-After header
   std::string_view allow;                          // Allow header of a 405
   bool streamed = false;     // chunked transfer encoding, one HTTP chunk per frame

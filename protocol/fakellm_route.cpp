@@ -28,6 +28,7 @@ constexpr std::array<known_path, endpoint_count - 1> known_paths = {{
     {"/health", "GET", endpoint::health, api_of::openai},
     {"/_fake/stats", "GET", endpoint::stats, api_of::control},
     {"/_fake/reset_stats", "POST", endpoint::reset_stats, api_of::control},
+    {"/_fake/plan", "PUT", endpoint::plan, api_of::control},
 }};
 
 bool serves(api_mode mode, api_of api) {
@@ -98,7 +99,7 @@ route route_request(std::string_view method, std::string_view target, api_mode m
 }
 
 bool is_control(endpoint e) {
-  return e == endpoint::stats || e == endpoint::reset_stats;
+  return e == endpoint::stats || e == endpoint::reset_stats || e == endpoint::plan;
 }
 
 } // namespace offload::fakellm

@@ -31,6 +31,7 @@ enum class endpoint : uint8_t {
   health,      // GET /health (llama.cpp)
   stats,       // GET /_fake/stats
   reset_stats, // POST /_fake/reset_stats
+  plan,        // PUT /_fake/plan: swaps the fault plan
   not_found,
 };
 

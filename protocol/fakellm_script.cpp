@@ -255,7 +255,32 @@ action resolve_action(const script& s, uint64_t attempt) {
 
 bool carries_answer(response_kind kind) {
   return kind == response_kind::answer || kind == response_kind::drop ||
-         kind == response_kind::malformed || kind == response_kind::midstream_error;
+         kind == response_kind::malformed || kind == response_kind::midstream_error ||
+         kind == response_kind::truncate;
+}
+
+std::string_view to_string(response_kind kind) {
+  switch (kind) {
+  case response_kind::answer:
+    return "answer";
+  case response_kind::error:
+    return "error";
+  case response_kind::hang:
+    return "hang";
+  case response_kind::drop:
+    return "drop";
+  case response_kind::malformed:
+    return "malformed";
+  case response_kind::midstream_error:
+    return "midstream_error";
+  case response_kind::truncate:
+    return "truncate";
+  }
+  return "answer";
+}
+
+uint16_t error_status(const action& a) {
+  return a.response == response_kind::error ? a.status : default_status(a.error);
 }
 
 uint64_t attempt_counter::record(std::string_view prompt) {

@@ -5,8 +5,8 @@
 //
 // Markers turn into a `script` (what the prompt asks for), and a script plus the number of the
 // attempt turns into an `action` (what the server does with this one request). The action is the
-// server's only input about faults, so fault plans (rules with a match and an action, planned for
-// `--plan FILE.yaml`) can produce actions without a second code path.
+// server's only input about faults, so fault plans (rules with a match and an action,
+// protocol/fakellm_plan.hpp) produce actions too, without a second code path.
 
 #include <array>
 #include <chrono>
@@ -119,6 +119,7 @@ enum class response_kind : uint8_t {
   drop,            // part of the answer, then the connection closes
   malformed,       // a first line or event that is not JSON, then the answer
   midstream_error, // part of the answer, then an error line or event (status 200)
+  truncate,        // part of the answer, then a clean end of the body without the final chunk
 };
 
 // What the server does with one attempt: the action half of a fault rule.
@@ -130,8 +131,11 @@ struct action {
   std::optional<std::chrono::seconds> retry_after; // Retry-After header of an `error` response
   std::chrono::milliseconds first_token_delay{0};  // streams: header at once, first chunk later
   std::chrono::milliseconds token_delay{0};        // streams: before every later chunk
-  // `drop` and `midstream_error`: content chunks sent before the break; unset = half the reply.
+  // `drop`, `truncate` and `midstream_error`: content chunks sent before the break; unset = half
+  // the reply.
   std::optional<size_t> chunks_before_break;
+  // Replaces the usual wording of an `error` or `midstream_error` (fault plans may set it).
+  std::optional<std::string> message;
   std::vector<fault> applied; // the faults in force, for /_fake/stats
 
   friend bool operator==(const action&, const action&) = default;
@@ -144,6 +148,12 @@ action resolve_action(const script& s, uint64_t attempt);
 
 // Whether a response of this kind sends (part of) the answer, which delays can slow down.
 bool carries_answer(response_kind kind);
+
+// The kind's name in /_fake/stats, e.g. "midstream_error".
+std::string_view to_string(response_kind kind);
+
+// The status of an `error` response: the action's, as error_for words it.
+uint16_t error_status(const action& a);
 
 // -- attempts ------------------------------------------------------------------------------------
 

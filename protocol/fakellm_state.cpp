@@ -8,6 +8,51 @@ namespace offload::fakellm {
 
 using json = nlohmann::json;
 
+namespace {
+
+json record_json(const request_record& r) {
+  const auto& a = r.applied;
+  json out = {{"sequence", r.sequence}, {"endpoint", to_string(r.target)},
+              {"model", r.model},
+              {"prompt", r.prompt},       {"rule", r.rule.empty() ? json{} : json(r.rule)},
+              {"markers", r.markers},   {"response", to_string(a.response)}};
+  if (r.attempt > 0)
+    out["attempt"] = r.attempt;
+  if (a.response == response_kind::error)
+    out["status"] = error_status(a);
+  if (a.latency.count() > 0)
+    out["latency_ms"] = a.latency.count();
+  if (a.first_token_delay.count() > 0)
+    out["first_token_delay_ms"] = a.first_token_delay.count();
+  if (a.token_delay.count() > 0)
+    out["token_delay_ms"] = a.token_delay.count();
+  if (a.chunks_before_break)
+    out["chunks"] = *a.chunks_before_break;
+  return out;
+}
+
+json plan_json(const plan_summary& plan) {
+  json rules = json::array();
+  for (const auto& rule : plan.rules)
+    rules.push_back(
+        {{"name", rule.name}, {"line", rule.line}, {"seen", rule.seen}, {"matched", rule.matched}});
+  return {{"source", plan.source},
+          {"description", plan.description},
+          {"seed", plan.seed},
+          {"rules", std::move(rules)}};
+}
+
+json proxy_json(const proxy_summary& proxy) {
+  json out = {{"directory", proxy.directory}, {"exchanges", proxy.exchanges}};
+  if (proxy.mode == "replay")
+    out["missing"] = proxy.missing;
+  else
+    out["failed"] = proxy.failed;
+  return out;
+}
+
+} // namespace
+
 bool slot_pool::try_acquire() {
   if (closed_ || !waiters_.empty() || (capacity_ != 0 && in_use_ >= capacity_))
     return false;
@@ -68,7 +113,20 @@ model_residency::loaded(std::chrono::system_clock::time_point now) const {
   return result;
 }
 
+void stats::count_model(endpoint target, const std::string& model) {
+  ++models[model];
+  ++endpoint_models[std::string{to_string(target)}][model];
+}
+
+void stats::remember(request_record record) {
+  if (recent.size() == recent_requests_kept)
+    recent.pop_front();
+  recent.push_back(std::move(record));
+}
+
 void stats::reset_counters() {
+  endpoint_models.clear();
+  recent.clear();
   requests = 0;
   faults = {};
   endpoints = {};
@@ -87,6 +145,9 @@ std::string make_stats_body(const stats& counters) {
   json models = json::object();
   for (const auto& [name, count] : counters.models)
     models[name] = count;
+  json recent = json::array();
+  for (const auto& r : counters.recent)
+    recent.push_back(record_json(r));
   json body = {
       {"requests", counters.requests},
       {"in_flight", counters.in_flight},
@@ -96,7 +157,12 @@ std::string make_stats_body(const stats& counters) {
       {"endpoints", std::move(endpoints)},
       {"models", std::move(models)},
       {"rejected", {{"busy", counters.rejected_busy}, {"loading", counters.rejected_loading}}},
-      {"api", to_string(counters.api)}};
+      {"api", to_string(counters.api)},
+      {"endpoint_models", counters.endpoint_models},
+      {"recent", std::move(recent)},
+      {"plan", counters.plan ? plan_json(*counters.plan) : json{}}};
+  if (counters.proxy)
+    body[counters.proxy->mode] = proxy_json(*counters.proxy);
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

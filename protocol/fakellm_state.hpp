@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -90,6 +91,44 @@ private:
 
 // -- stats ---------------------------------------------------------------------------------------
 
+// One request as GET /_fake/stats lists it among the recent ones, with what was done to it.
+struct request_record {
+  uint64_t sequence = 0; // numbers the requests of the API endpoints from 1, in arrival order
+  endpoint target = endpoint::not_found;
+  std::string model;
+  std::string prompt;   // the start of the last user message, to tell requests apart
+  std::string rule;     // the plan rule that decided the response; empty when none did
+  bool markers = false; // the prompt's markers decided it
+  uint64_t attempt = 0; // the plan's count of this same request; 0 without a plan
+  action applied;       // the answer, or the fault
+};
+
+inline constexpr size_t recent_requests_kept = 100;
+inline constexpr size_t recent_prompt_chars = 120;
+
+// A fault plan's state as the stats show it.
+struct plan_summary {
+  struct rule {
+    std::string name;
+    int line = 0;
+    uint64_t seen = 0;
+    uint64_t matched = 0;
+  };
+  std::string source;
+  std::string description;
+  uint64_t seed = 0;
+  std::vector<rule> rules;
+};
+
+// Record or replay mode, as the stats show it.
+struct proxy_summary {
+  std::string mode;       // "record" or "replay"
+  std::string directory;  // where the exchanges are stored
+  uint64_t exchanges = 0; // recorded, or answered from a recording
+  uint64_t missing = 0;   // replay: requests without a recording
+  uint64_t failed = 0;    // record: exchanges the upstream did not complete
+};
+
 // Counters behind GET /_fake/stats. The first five fields are the original ones; tests rely on
 // their names and meaning.
 struct stats {
@@ -103,6 +142,17 @@ struct stats {
   uint64_t rejected_busy = 0;             // turned away with 503: slots busy and queue full
   uint64_t rejected_loading = 0;          // turned away with 503 during the loading phase
   api_mode api = api_mode::both;
+  // Requests per endpoint path and model (generation and pull requests).
+  std::map<std::string, std::map<std::string, uint64_t>> endpoint_models;
+  std::deque<request_record> recent;  // the last recent_requests_kept, oldest first
+  std::optional<plan_summary> plan;   // filled in by the server's snapshot
+  std::optional<proxy_summary> proxy; // filled in by the server's snapshot
+
+  // Counts a request naming `model` at `target`.
+  void count_model(endpoint target, const std::string& model);
+
+  // Keeps `record` among the recent requests.
+  void remember(request_record record);
 
   // Zeroes the counters; the gauges (in_flight, waiting) describe the present and stay.
   void reset_counters();

@@ -15,6 +15,8 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 
 namespace offload {
 
@@ -77,6 +79,19 @@ private:
   net::steady_timer retry_timer_;
 };
 
+fakellm::plan_summary summarize(const fakellm::plan_state& plan) {
+  fakellm::plan_summary summary;
+  summary.source = plan.plan().source;
+  summary.description = plan.plan().description;
+  summary.seed = plan.seed();
+  for (size_t i = 0; i < plan.plan().rules.size(); ++i) {
+    const auto& rule = plan.plan().rules[i];
+    const auto& counters = plan.counters()[i];
+    summary.rules.push_back({rule.name, rule.line, counters.seen, counters.matched});
+  }
+  return summary;
+}
+
 // stdout is reserved for the "listening on" line a parent process reads.
 std::shared_ptr<spdlog::logger> make_logger() {
   auto log = std::make_shared<spdlog::logger>(
@@ -86,6 +101,58 @@ std::shared_ptr<spdlog::logger> make_logger() {
 }
 
 } // namespace
+
+namespace fakellm_detail {
+
+server_state::server_state(const fakellm_options& opts, std::shared_ptr<spdlog::logger> logger)
+    : options(opts)
+    , log(std::move(logger))
+    , slots(opts.slots, opts.queue)
+    , ready_at(std::chrono::steady_clock::now() + opts.loading) {
+  if (opts.plan)
+    plan.emplace(*opts.plan, opts.seed);
+  if (!opts.record_dir.empty()) {
+    std::string error;
+    upstream = parse_http_url(opts.upstream, error);
+    if (!upstream)
+      throw std::runtime_error(fmt::format("--upstream \"{}\": {}", opts.upstream, error));
+    recorder.emplace(opts.record_dir);
+    proxy.mode = "record";
+    proxy.directory = opts.record_dir;
+  } else if (!opts.replay_dir.empty()) {
+    library.emplace(opts.replay_dir);
+    proxy.mode = "replay";
+    proxy.directory = opts.replay_dir;
+  }
+}
+
+fakellm::stats server_state::snapshot() const {
+  auto current = counters;
+  current.in_flight = slots.in_use();
+  current.max_concurrent = slots.max_in_use();
+  current.waiting = slots.waiting();
+  current.api = options.api;
+  if (plan)
+    current.plan = summarize(*plan);
+  if (proxying())
+    current.proxy = proxy;
+  return current;
+}
+
+void server_state::reset() {
+  counters.reset_counters();
+  slots.reset_max();
+  attempts.clear();
+  if (plan)
+    plan->reset();
+  if (library)
+    library->rewind();
+  proxy.exchanges = 0;
+  proxy.missing = 0;
+  proxy.failed = 0;
+}
+
+} // namespace fakellm_detail
 
 int run_fakellm(const fakellm_options& options) {
   auto log = make_logger();
@@ -100,7 +167,14 @@ int run_fakellm(const fakellm_options& options) {
     return 1;
   }
   // Declared before the io_context so that sessions destroyed with it can still return slots.
-  server_state server{options, log};
+  std::optional<server_state> state;
+  try {
+    state.emplace(options, log);
+  } catch (const std::exception& e) {
+    log->error("fakellm: {}", e.what());
+    return 1;
+  }
+  auto& server = *state;
   net::io_context ioc{1};
   // Waiters hold sessions; they must go while the io_context can still close their sockets,
   // and sessions torn down with the io_context must not hand their slots to anyone.
@@ -128,6 +202,15 @@ int run_fakellm(const fakellm_options& options) {
             options.slots == 0 ? std::string{"unlimited"} : std::to_string(options.slots),
             options.queue ? std::to_string(*options.queue) : std::string{"unlimited"},
             options.loading.count());
+  if (server.plan)
+    log->info("fakellm: fault plan {} with {} rule(s), seed {}", options.plan->source,
+              options.plan->rules.size(), options.seed);
+  if (server.recorder)
+    log->info("fakellm: recording exchanges with {} into {}", server.upstream->display(),
+              options.record_dir);
+  if (server.library)
+    log->info("fakellm: replaying {} exchange(s) from {}{}", server.library->size(),
+              options.replay_dir, options.replay_timing ? " with their timing" : "");
   signals.async_wait([&](beast::error_code wait_ec, int signal_number) {
     if (wait_ec)
       return;

@@ -13,8 +13,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 namespace {
 
@@ -96,7 +98,27 @@ struct fakellm_flags {
   uint64_t loading_ms = 0;
   std::string models;
   std::string log_level = "info";
+  std::string plan_file;
+  uint64_t seed = 0;
+  std::string record_dir;
+  std::string upstream;
+  std::string replay_dir;
+  bool replay_timing = false;
+  std::vector<std::string> ignore_fields;
 };
+
+// Reads and checks a fault plan; a bad one stops the start with its file, line and reason.
+fakellm::fault_plan load_fault_plan(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    throw config_error(fmt::format("{}: cannot read the file", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = fakellm::parse_fault_plan(text.str(), path);
+  if (!parsed.ok())
+    throw config_error(parsed.error);
+  return std::move(*parsed.plan);
+}
 
 fakellm_options build_fakellm_options(const fakellm_flags& flags) {
   fakellm_options options;
@@ -134,6 +156,14 @@ fakellm_options build_fakellm_options(const fakellm_flags& flags) {
       start = comma + 1;
     }
   }
+  if (!flags.plan_file.empty())
+    options.plan = load_fault_plan(flags.plan_file);
+  options.seed = flags.seed;
+  options.record_dir = flags.record_dir;
+  options.upstream = flags.upstream;
+  options.replay_dir = flags.replay_dir;
+  options.replay_timing = flags.replay_timing;
+  options.ignore_fields = flags.ignore_fields;
   return options;
 }
 
@@ -274,6 +304,33 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{24 * 60 * 60 * 1000}));
   fake->add_option("--models", fake_flags.models, "Comma-separated model names to serve");
   fake->add_option("--log-level", fake_flags.log_level, "Log level (stderr)");
+  auto* plan_opt = fake->add_option("--plan", fake_flags.plan_file,
+                                    "Fault plan (YAML): rules that inject errors, delays, broken "
+                                    "streams and hangs (docs/fault-injection.md)")
+                       ->check(CLI::ExistingFile);
+  fake->add_option("--seed", fake_flags.seed,
+                   "Seed of the plan's random choices (default 0); same seed, same requests, "
+                   "same faults");
+  auto* record_opt = fake->add_option("--record", fake_flags.record_dir,
+                                      "Record mode: relay every request to --upstream and store "
+                                      "each exchange in this directory");
+  auto* upstream_opt =
+      fake->add_option("--upstream", fake_flags.upstream,
+                       "The real server to record, e.g. http://127.0.0.1:11434 (with --record)");
+  auto* replay_opt = fake->add_option("--replay", fake_flags.replay_dir,
+                                      "Replay mode: answer from the exchanges recorded in this "
+                                      "directory")
+                         ->check(CLI::ExistingDirectory);
+  auto* timing_opt = fake->add_flag("--replay-timing", fake_flags.replay_timing,
+                                    "Replay with the recorded delays (default: at once)");
+  fake->add_option("--ignore-field", fake_flags.ignore_fields,
+                   "Top-level request field left out of a recording's key (repeatable; use the "
+                   "same with --record and --replay)");
+  record_opt->needs(upstream_opt);
+  upstream_opt->needs(record_opt);
+  timing_opt->needs(replay_opt);
+  record_opt->excludes(replay_opt);
+  plan_opt->excludes(record_opt)->excludes(replay_opt);
 
   std::string policy_path;
   auto* policy_cmd = app.add_subcommand("policy", "Work with policy files");

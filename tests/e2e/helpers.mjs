@@ -163,6 +163,31 @@ export function httpRequest(method, url, body) {
   });
 }
 
+// One small HTTP request whose body is text as given (e.g. a YAML plan).
+export function httpText(method, url, text) {
+  return new Promise((resolve, reject) => {
+    const payload = Buffer.from(text);
+    const req = http.request(
+      url,
+      {
+        method,
+        agent: false,
+        headers: { Connection: 'close', 'Content-Type': 'application/yaml', 'Content-Length': payload.length },
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 // ---- the fake Ollama server ---------------------------------------------------------------------
 
 // Starts `offload fakellm --listen 127.0.0.1:0 --slots N` and waits for "listening on
@@ -218,6 +243,10 @@ export async function startFake({ slots = 8, args = [] } = {}) {
       if (res.status !== 200) throw new Error(`GET /_fake/stats: HTTP ${res.status}: ${res.body}`);
       return JSON.parse(res.body);
     },
+    // PUT /_fake/plan: swaps the fault plan; resolves with { status, body }.
+    async putPlan(text, seed) {
+      return httpText('PUT', `${url}/_fake/plan${seed === undefined ? '' : `?seed=${seed}`}`, text);
+    },
     async resetStats() {
       const res = await httpRequest('POST', `${url}/_fake/reset_stats`);
       if (res.status < 200 || res.status > 299)
@@ -248,11 +277,17 @@ class ObservedStdioTransport extends StdioClientTransport {
 
 // Starts `offload serve --stdio --backend ollama=<fake> ...args`, connects an MCP client to it
 // and lists the tools (which makes the SDK validate structuredContent against each tool's
-// outputSchema in every later callTool). Without `fake` no --backend is passed (the backends
-// then come from a --config file in `args`); `fakes` only add their logs to failure messages.
-export async function startServer({ fake, fakes = [], args = [] }) {
+// outputSchema in every later callTool). `backends` are the --backend flags (default: the Ollama
+// fake `fake`); `backends: []` or no `fake` leaves the backends to a --config file in `args`.
+// `fakes` only add their logs to failure messages.
+export async function startServer({
+  fake,
+  fakes = [],
+  args = [],
+  backends = fake ? [`ollama=${fake.url}`] : [],
+}) {
   assertBinary();
-  const argv = ['serve', '--stdio', ...(fake ? ['--backend', `ollama=${fake.url}`] : []), ...args];
+  const argv = ['serve', '--stdio', ...backends.flatMap((b) => ['--backend', b]), ...args];
   if (SERVE_LOG_LEVEL) argv.push('--log-level', SERVE_LOG_LEVEL);
   const stderr = new LogTail();
   // The whole environment, as for the other processes (the SDK would pass only HOME, PATH, ...),

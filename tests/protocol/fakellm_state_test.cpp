@@ -195,3 +195,57 @@ CAF_TEST(a reset zeroes counters but not gauges) {
   CAF_CHECK_EQUAL(counters.in_flight, 2u);
   CAF_CHECK_EQUAL(counters.waiting, 1u);
 }
+
+CAF_TEST(stats show the plan the recent requests and the proxy counters) {
+  stats counters;
+  counters.count_model(endpoint::chat, "m:1b");
+  counters.count_model(endpoint::chat, "m:1b");
+  counters.count_model(endpoint::completions, "m:1b");
+  request_record hit;
+  hit.sequence = 1;
+  hit.target = endpoint::chat;
+  hit.model = "m:1b";
+  hit.rule = "flaky";
+  hit.attempt = 2;
+  hit.applied.response = response_kind::error;
+  hit.applied.status = 503;
+  hit.applied.latency = std::chrono::milliseconds{12};
+  counters.remember(hit);
+  for (uint64_t i = 2; i <= recent_requests_kept + 5; ++i) {
+    request_record plain;
+    plain.sequence = i;
+    counters.remember(plain);
+  }
+  counters.plan = plan_summary{"p.yaml", "d", 7, {{"flaky", 3, 10, 2}}};
+  counters.proxy = proxy_summary{"replay", "dir", 4, 1, 0};
+  auto body = json::parse(make_stats_body(counters));
+  CAF_CHECK_EQUAL(body["endpoint_models"]["/api/chat"]["m:1b"].get<uint64_t>(), 2u);
+  CAF_CHECK_EQUAL(body["endpoint_models"]["/v1/chat/completions"]["m:1b"].get<uint64_t>(), 1u);
+  CAF_CHECK_EQUAL(body["models"]["m:1b"].get<uint64_t>(), 3u);
+  CAF_REQUIRE_EQUAL(body["recent"].size(), recent_requests_kept);
+  // The oldest went first.
+  CAF_CHECK_EQUAL(body["recent"][0]["sequence"].get<uint64_t>(), 6u);
+  CAF_CHECK(body["recent"][0]["rule"].is_null());
+  CAF_CHECK_EQUAL(body["recent"][0]["response"], "answer");
+  CAF_CHECK_EQUAL(body["plan"]["source"], "p.yaml");
+  CAF_CHECK_EQUAL(body["plan"]["seed"].get<uint64_t>(), 7u);
+  CAF_CHECK_EQUAL(body["plan"]["rules"][0]["name"], "flaky");
+  CAF_CHECK_EQUAL(body["plan"]["rules"][0]["seen"].get<uint64_t>(), 10u);
+  CAF_CHECK_EQUAL(body["plan"]["rules"][0]["matched"].get<uint64_t>(), 2u);
+  CAF_CHECK_EQUAL(body["replay"]["exchanges"].get<uint64_t>(), 4u);
+  CAF_CHECK_EQUAL(body["replay"]["missing"].get<uint64_t>(), 1u);
+
+  stats fresh;
+  fresh.remember(hit);
+  auto one = json::parse(make_stats_body(fresh));
+  CAF_CHECK(one["plan"].is_null());
+  CAF_CHECK(!one.contains("replay"));
+  auto record = one["recent"][0];
+  CAF_CHECK_EQUAL(record["rule"], "flaky");
+  CAF_CHECK_EQUAL(record["status"].get<int>(), 503);
+  CAF_CHECK_EQUAL(record["attempt"].get<int>(), 2);
+  CAF_CHECK_EQUAL(record["latency_ms"].get<int>(), 12);
+  CAF_CHECK_EQUAL(record["endpoint"], "/api/chat");
+  fresh.reset_counters();
+  CAF_CHECK(fresh.recent.empty());
+}
