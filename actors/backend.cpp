@@ -346,6 +346,7 @@ backend_spec make_backend_spec(backend_settings settings, std::shared_ptr<llm_cl
   backend_spec spec;
   spec.name = settings.name;
   spec.max_concurrency = settings.max_concurrency;
+  spec.metrics = settings.metrics;
   spec.spawn = [settings = std::move(settings), client = std::move(client),
                 admin = std::move(admin)](caf::actor_system& sys) {
     return spawn_backend(sys, settings, client, admin);

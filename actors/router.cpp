@@ -292,6 +292,8 @@ router_actor::behavior_type router(router_pointer self, std::vector<backend_spec
       if (entry.handle.address() != msg.source)
         continue;
       ++entry.restarts;
+      if (entry.spec.metrics)
+        entry.spec.metrics->restarts.inc();
       spdlog::warn("backend {} stopped ({}); restarting it (restart #{})", entry.spec.name,
                    caf::to_string(msg.reason), entry.restarts);
       start_backend(self, entry);
@@ -378,8 +380,15 @@ void on_breaker_change(router_pointer self, uint32_t id, breaker_state now) {
   auto& st = self->state;
   auto& b = st.backends[id];
   b.last_resort_logged = false;
+  if (b.spec.metrics)
+    b.spec.metrics->set_breaker(now == breaker_state::open ? metrics::breaker_position::open
+                                : now == breaker_state::half_open
+                                    ? metrics::breaker_position::half_open
+                                    : metrics::breaker_position::closed);
   switch (now) {
   case breaker_state::open:
+    if (b.spec.metrics)
+      b.spec.metrics->breaker_opened.inc();
     spdlog::warn("backend {}: circuit breaker opened ({}); avoiding it for {} ms", b.spec.name,
                  b.breaker.reason(), st.settings.breaker.cooldown.count());
     self->delayed_send(self, st.settings.breaker.cooldown, cooldown_atom_v, id, b.breaker.epoch());

@@ -164,6 +164,10 @@ void set_health(router_pointer self, uint32_t id, probe_status health, const std
   auto was = b.health;
   b.health = health;
   b.last_resort_logged = false;
+  if (b.spec.metrics)
+    b.spec.metrics->set_health(health == probe_status::up        ? metrics::backend_health::up
+                               : health == probe_status::loading ? metrics::backend_health::loading
+                                                                 : metrics::backend_health::down);
   auto note = detail.empty() ? std::string{} : fmt::format(" ({})", detail);
   switch (health) {
   case probe_status::up:

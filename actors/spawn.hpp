@@ -181,6 +181,8 @@ struct backend_spec {
   bool discover = true;
   // Requests it runs at once; least-loaded routing compares load relative to it.
   size_t max_concurrency = 1;
+  // Where the router shows its health, breaker and restarts in /metrics; null: not shown.
+  metrics::backend_metrics* metrics = nullptr;
 };
 
 // A spec that spawns a real backend actor with these settings, client and admin.

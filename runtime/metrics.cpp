@@ -15,6 +15,8 @@ using prometheus::escape_label_value;
 namespace {
 
 constexpr std::array<std::string_view, 2> transport_names = {"stdio", "http"};
+// Indexed by backend_health.
+constexpr std::array<std::string_view, 4> health_names = {"unknown", "up", "loading", "down"};
 
 } // namespace
 
@@ -117,6 +119,35 @@ std::string registry::render() const {
   for (const auto& backend : backends_)
     fmt::format_to(it, "offload_backend_queue_depth{{backend=\"{}\"}} {}\n",
                    escape_label_value(backend->name), backend->queue_depth.value());
+
+  append_family_header(out, "offload_backend_health", "gauge",
+                       "1 for the backend's state as its last health probe showed it "
+                       "(unknown before the first answer), 0 for the others.");
+  for (const auto& backend : backends_) {
+    auto label = escape_label_value(backend->name);
+    auto now = backend->health.value();
+    for (size_t i = 0; i < health_names.size(); ++i)
+      fmt::format_to(it, "offload_backend_health{{backend=\"{}\",state=\"{}\"}} {}\n", label,
+                     health_names[i], now == static_cast<int64_t>(i) ? 1 : 0);
+  }
+
+  append_family_header(out, "offload_backend_breaker_state", "gauge",
+                       "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.");
+  for (const auto& backend : backends_)
+    fmt::format_to(it, "offload_backend_breaker_state{{backend=\"{}\"}} {}\n",
+                   escape_label_value(backend->name), backend->breaker.value());
+
+  append_family_header(out, "offload_backend_breaker_opened_total", "counter",
+                       "Times the backend's circuit breaker opened.");
+  for (const auto& backend : backends_)
+    fmt::format_to(it, "offload_backend_breaker_opened_total{{backend=\"{}\"}} {}\n",
+                   escape_label_value(backend->name), backend->breaker_opened.value());
+
+  append_family_header(out, "offload_backend_restarts_total", "counter",
+                       "Times the backend's actor was restarted after it stopped.");
+  for (const auto& backend : backends_)
+    fmt::format_to(it, "offload_backend_restarts_total{{backend=\"{}\"}} {}\n",
+                   escape_label_value(backend->name), backend->restarts.value());
 
   append_family_header(out, "offload_http_requests_total", "counter",
                        "HTTP responses by status code.");

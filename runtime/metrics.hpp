@@ -10,6 +10,10 @@
 //   offload_tasks_total{outcome}              counter    finished tasks: "ok" or an error code
 //   offload_backend_request_seconds{backend}  histogram  one LLM exchange, start to end
 //   offload_backend_queue_depth{backend}      gauge      requests waiting for a backend slot
+//   offload_backend_health{backend,state}     gauge      1 for the state the last probe showed
+//   offload_backend_breaker_state{backend}    gauge      0 closed, 1 half-open, 2 open
+//   offload_backend_breaker_opened_total{backend} counter times the breaker opened
+//   offload_backend_restarts_total{backend}   counter    backend actors restarted after dying
 //   offload_http_requests_total{code}         counter    HTTP responses by status code
 
 #include "protocol/errors.hpp"
@@ -68,11 +72,23 @@ private:
 
 enum class transport_kind : uint8_t { stdio, http };
 
+// A backend's health as its probes show it (`unknown` until the first probe answered).
+enum class backend_health : int64_t { unknown, up, loading, down };
+// Its circuit breaker, numbered so that a larger value is worse.
+enum class breaker_position : int64_t { closed, half_open, open };
+
 // The metrics of one configured backend.
 struct backend_metrics {
   std::string name;
   histogram request_seconds;
   gauge queue_depth;
+  gauge health;  // a backend_health
+  gauge breaker; // a breaker_position
+  counter breaker_opened;
+  counter restarts;
+
+  void set_health(backend_health now) noexcept { health.set(static_cast<int64_t>(now)); }
+  void set_breaker(breaker_position now) noexcept { breaker.set(static_cast<int64_t>(now)); }
 };
 
 class registry {

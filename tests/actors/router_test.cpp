@@ -352,7 +352,12 @@ CAF_TEST(a retry avoids the backend that failed it when another serves the model
 }
 
 CAF_TEST(failures open the breaker and after the cool down a probe closes it) {
-  start({endpoint("one", {"m"}), endpoint("two", {"m"})});
+  metrics::registry gauges{{"one", "two"}};
+  auto one = endpoint("one", {"m"});
+  one.metrics = gauges.backend("one");
+  start({one, endpoint("two", {"m"})});
+  auto& shown = *gauges.backend("one");
+  CAF_CHECK_EQUAL(shown.health.value(), static_cast<int64_t>(metrics::backend_health::up));
   // Failures that say nothing about the backend do not count.
   for (int i = 0; i < 5; ++i)
     report(route_for("m", {1, "two"}), errc::model_not_found);
@@ -361,6 +366,8 @@ CAF_TEST(failures open the breaker and after the cool down a probe closes it) {
     report(route_for("m", {1, "two"}), errc::backend_unreachable);
   CAF_CHECK(breaker_of("one") == breaker_state::open);
   CAF_CHECK_EQUAL(logged("backend one: circuit breaker opened (3 failures in a row)"), 1u);
+  CAF_CHECK_EQUAL(shown.breaker.value(), static_cast<int64_t>(metrics::breaker_position::open));
+  CAF_CHECK_EQUAL(shown.breaker_opened.value(), 1u);
   // While open, "one" is avoided although it is idle and "two" is busy.
   CAF_CHECK_EQUAL(route_for("m").name, "two");
   CAF_CHECK_EQUAL(route_for("m").name, "two");
@@ -374,6 +381,8 @@ CAF_TEST(failures open the breaker and after the cool down a probe closes it) {
   CAF_CHECK_EQUAL(logged("backend one: circuit breaker half-open"), 1u);
   CAF_CHECK_EQUAL(logged("backend one: circuit breaker closed"), 1u);
   CAF_CHECK_EQUAL(logged("circuit breaker opened"), 1u);
+  CAF_CHECK_EQUAL(shown.breaker.value(), static_cast<int64_t>(metrics::breaker_position::closed));
+  CAF_CHECK_EQUAL(shown.breaker_opened.value(), 1u);
   auto s = status();
   CAF_CHECK_EQUAL(s.backends[0].breaker_opened, 1u);
   CAF_CHECK_EQUAL(s.backends[0].failures, 3u);

@@ -2,8 +2,8 @@
 // OpenAI-style one (models b, c), configured by file. Tasks are routed by model (and alias); an
 // unknown model fails listing what exists; list_loaded_models, preload_model and pull_model
 // (with progress notifications through the SDK's onprogress); a circuit breaker that opens on
-// failures and closes after its cool-down; and killing one fake mid-batch moves its tasks to
-// the other.
+// failures and closes after its cool-down, seen in the log and in /metrics (the daemon serves
+// HTTP next to stdio for that); and killing one fake mid-batch moves its tasks to the other.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import {
   TEST_TIMEOUT_MS,
   checkTaskFields,
+  httpRequest,
   startFake,
   startServer,
   textOf,
@@ -62,6 +63,37 @@ async function logShows(pattern, ms = 15_000) {
   throw new Error(`the server log never matched ${pattern}`);
 }
 
+// The value of one sample of GET /metrics, e.g. metric('offload_backend_breaker_state', 'b').
+async function metrics() {
+  const url = /^listening on (http:\/\/127\.0\.0\.1:\d+)\/mcp$/m.exec(server.stderr())?.[1];
+  assert.ok(url, 'the daemon did not say where it serves HTTP');
+  const res = await httpRequest('GET', `${url}/metrics`);
+  assert.equal(res.status, 200);
+  return res.body;
+}
+
+function sample(text, name, labels) {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+  assert.ok(line, `/metrics has no ${name}{${labels}}`);
+  return Number(line.split(' ').pop());
+}
+
+// Polls /metrics until `check(text)` holds; fails with the last exposition after `ms`.
+async function metricsShow(check, what, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await metrics();
+    if (check(text)) return text;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`/metrics never showed ${what}:\n${text}`);
+}
+
+const breakerOf = (text, name) => sample(text, 'offload_backend_breaker_state', `backend="${name}"`);
+const healthOf = (text, name, state) =>
+  sample(text, 'offload_backend_health', `backend="${name}",state="${state}"`);
+
 function count(pattern) {
   return (server.stderr().match(new RegExp(pattern.source, 'g')) ?? []).length;
 }
@@ -72,7 +104,10 @@ before(async () => {
   openai = await startFake({ slots: 8, args: ['--api', 'openai', '--models', 'b,c'] });
   const file = path.join(dir, 'offload.yaml');
   writeFileSync(file, config(ollama.url, openai.url));
-  server = await startServer({ fakes: [ollama, openai], args: ['--config', file] });
+  server = await startServer({
+    fakes: [ollama, openai],
+    args: ['--config', file, '--http', '127.0.0.1:0'],
+  });
   // Both backends have reported their models.
   await logShows(new RegExp(`backend ${OLLAMA} has 2 model\\(s\\): a, b`));
   await logShows(new RegExp(`backend ${OPENAI} has 2 model\\(s\\): b, c`));
@@ -184,8 +219,15 @@ test('pull_model relays the download progress as notifications', { timeout: TEST
 
 test('failures open a backend\'s circuit breaker, and it closes after the cool-down', { timeout: TEST_TIMEOUT_MS }, () =>
   withLogs([server], async () => {
+    const before = await metricsShow((t) => healthOf(t, OLLAMA, 'up') === 1, `${OLLAMA} up`);
+    assert.equal(breakerOf(before, OLLAMA), 0);
+    assert.equal(sample(before, 'offload_backend_breaker_opened_total', `backend="${OLLAMA}"`), 0);
     const tasks = [1, 2, 3].map((i) => ({ task: `broken ${i} [[fault=http500]]`, model: 'a' }));
     const result = await server.callTool('batch_offload', { tasks });
+    // Open (2) right after the third failure, for the 1 s cool-down.
+    const open = await metrics();
+    assert.equal(breakerOf(open, OLLAMA), 2);
+    assert.equal(breakerOf(open, OPENAI), 0);
     for (const t of result.structuredContent.tasks) assert.equal(t.error?.code, 'backend_http_error');
     await logShows(new RegExp(`backend ${OLLAMA}: circuit breaker opened \\(3 failures in a row\\)`));
     // The only backend for a: still used, and said once.
@@ -193,6 +235,8 @@ test('failures open a backend\'s circuit breaker, and it closes after the cool-d
     // After the cool-down (1 s) the health probe closes it.
     await logShows(new RegExp(`backend ${OLLAMA}: circuit breaker closed`));
     assert.equal(count(/circuit breaker opened/), 1);
+    const closed = await metricsShow((t) => breakerOf(t, OLLAMA) === 0, `${OLLAMA}'s breaker closed`);
+    assert.equal(sample(closed, 'offload_backend_breaker_opened_total', `backend="${OLLAMA}"`), 1);
     const ok = await server.callTool('offload_work', { task: 'healthy again', model: 'a' });
     assert.equal(ok.structuredContent.tasks[0].status, 'ok');
   }));
@@ -219,6 +263,9 @@ test('killing a backend mid-batch moves its tasks to the other one', { timeout: 
     }
     assert.ok(sc.tasks.some((t) => t.attempts > 1), 'no task was moved');
     await logShows(new RegExp(`backend ${OLLAMA} is down`));
+    const down = await metricsShow((t) => healthOf(t, OLLAMA, 'down') === 1, `${OLLAMA} down`);
+    assert.equal(healthOf(down, OLLAMA, 'up'), 0);
+    assert.equal(healthOf(down, OPENAI, 'up'), 1);
     // Model a had only that backend: its tasks fail now, with the reason.
     const lost = await server.callTool('offload_work', { task: 'orphan', model: 'a' });
     assert.equal(lost.structuredContent.tasks[0].error?.code, 'backend_unreachable');

@@ -34,9 +34,11 @@ bool has_line(const std::string& text, const std::string& line) {
 CAF_TEST(every family is rendered with help and type even before any update) {
   registry r{{"ollama@127.0.0.1:11434"}};
   auto text = r.render();
-  for (auto family : {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
-                      "offload_backend_request_seconds", "offload_backend_queue_depth",
-                      "offload_http_requests_total"})
+  for (auto family :
+       {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
+        "offload_backend_request_seconds", "offload_backend_queue_depth",
+        "offload_http_requests_total", "offload_backend_health", "offload_backend_breaker_state",
+        "offload_backend_breaker_opened_total", "offload_backend_restarts_total"})
     CHECK_CASE(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos,
                "no TYPE line for " << family);
   CAF_CHECK(has_line(text, "# TYPE offload_backend_request_seconds histogram"));
@@ -48,6 +50,12 @@ CAF_TEST(every family is rendered with help and type even before any update) {
   CAF_CHECK(text.find("outcome=\"unknown\"") == std::string::npos);
   CAF_CHECK(has_line(text, "offload_http_requests_total{code=\"other\"} 0"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"ollama@127.0.0.1:11434\"} 0"));
+  // Before the first probe answered, the health is unknown and the breaker closed.
+  CAF_CHECK(has_line(text, "offload_backend_health{backend=\"ollama@127.0.0.1:11434\","
+                           "state=\"unknown\"} 1"));
+  CAF_CHECK(has_line(text, "offload_backend_health{backend=\"ollama@127.0.0.1:11434\","
+                           "state=\"up\"} 0"));
+  CAF_CHECK(has_line(text, "offload_backend_breaker_state{backend=\"ollama@127.0.0.1:11434\"} 0"));
   CAF_CHECK(text.back() == '\n');
 }
 
@@ -62,6 +70,10 @@ CAF_TEST(updates show in the rendered text) {
   r.http_requests(404).inc();
   r.http_requests(418).inc(); // outside the fixed set
   r.backend("b")->queue_depth.set(4);
+  r.backend("b")->set_health(backend_health::loading);
+  r.backend("b")->set_breaker(breaker_position::half_open);
+  r.backend("b")->breaker_opened.inc();
+  r.backend("a")->restarts.inc(2);
   CAF_CHECK(r.backend("c") == nullptr);
   auto text = r.render();
   CAF_CHECK(has_line(text, "offload_sessions{transport=\"http\"} 2"));
@@ -73,6 +85,11 @@ CAF_TEST(updates show in the rendered text) {
   CAF_CHECK(has_line(text, "offload_http_requests_total{code=\"other\"} 1"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"a\"} 0"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"b\"} 4"));
+  CAF_CHECK(has_line(text, "offload_backend_health{backend=\"b\",state=\"loading\"} 1"));
+  CAF_CHECK(has_line(text, "offload_backend_health{backend=\"b\",state=\"unknown\"} 0"));
+  CAF_CHECK(has_line(text, "offload_backend_breaker_state{backend=\"b\"} 1"));
+  CAF_CHECK(has_line(text, "offload_backend_breaker_opened_total{backend=\"b\"} 1"));
+  CAF_CHECK(has_line(text, "offload_backend_restarts_total{backend=\"a\"} 2"));
 }
 
 CAF_TEST(histograms count into cumulative buckets) {
