@@ -114,11 +114,16 @@ std::string registry::render() const {
                    reading.cumulative.back());
   }
 
-  append_family_header(out, "offload_backend_queue_depth", "gauge",
-                       "Requests waiting for a backend slot.");
-  for (const auto& backend : backends_)
-    fmt::format_to(it, "offload_backend_queue_depth{{backend=\"{}\"}} {}\n",
-                   escape_label_value(backend->name), backend->queue_depth.value());
+  // A family with one sample per backend: offload_<name>{backend="..."} value.
+  auto per_backend = [&](std::string_view name, std::string_view type, std::string_view help,
+                         auto value_of) {
+    append_family_header(out, name, type, help);
+    for (const auto& backend : backends_)
+      fmt::format_to(it, "{}{{backend=\"{}\"}} {}\n", name, escape_label_value(backend->name),
+                     value_of(*backend));
+  };
+  per_backend("offload_backend_queue_depth", "gauge", "Requests waiting for a backend slot.",
+              [](const backend_metrics& b) { return b.queue_depth.value(); });
 
   append_family_header(out, "offload_backend_health", "gauge",
                        "1 for the backend's state as its last health probe showed it "
@@ -130,24 +135,15 @@ std::string registry::render() const {
       fmt::format_to(it, "offload_backend_health{{backend=\"{}\",state=\"{}\"}} {}\n", label,
                      health_names[i], now == static_cast<int64_t>(i) ? 1 : 0);
   }
-
-  append_family_header(out, "offload_backend_breaker_state", "gauge",
-                       "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.");
-  for (const auto& backend : backends_)
-    fmt::format_to(it, "offload_backend_breaker_state{{backend=\"{}\"}} {}\n",
-                   escape_label_value(backend->name), backend->breaker.value());
-
-  append_family_header(out, "offload_backend_breaker_opened_total", "counter",
-                       "Times the backend's circuit breaker opened.");
-  for (const auto& backend : backends_)
-    fmt::format_to(it, "offload_backend_breaker_opened_total{{backend=\"{}\"}} {}\n",
-                   escape_label_value(backend->name), backend->breaker_opened.value());
-
-  append_family_header(out, "offload_backend_restarts_total", "counter",
-                       "Times the backend's actor was restarted after it stopped.");
-  for (const auto& backend : backends_)
-    fmt::format_to(it, "offload_backend_restarts_total{{backend=\"{}\"}} {}\n",
-                   escape_label_value(backend->name), backend->restarts.value());
+  per_backend("offload_backend_breaker_state", "gauge",
+              "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.",
+              [](const backend_metrics& b) { return b.breaker.value(); });
+  per_backend("offload_backend_breaker_opened_total", "counter",
+              "Times the backend's circuit breaker opened.",
+              [](const backend_metrics& b) { return b.breaker_opened.value(); });
+  per_backend("offload_backend_restarts_total", "counter",
+              "Times the backend's actor was restarted after it stopped.",
+              [](const backend_metrics& b) { return b.restarts.value(); });
 
   append_family_header(out, "offload_http_requests_total", "counter",
                        "HTTP responses by status code.");
