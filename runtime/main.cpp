@@ -90,21 +90,15 @@ serve_options build_serve_options(const serve_flags& flags) {
   return options;
 }
 
+// The fakellm flags that need parsing; the rest bind straight to `options`.
 struct fakellm_flags {
+  fakellm_options options;
   std::string listen = "127.0.0.1:0";
-  size_t slots = 4;
-  std::optional<size_t> queue;
   std::string api = "both";
   uint64_t loading_ms = 0;
   std::string models;
   std::string log_level = "info";
   std::string plan_file;
-  uint64_t seed = 0;
-  std::string record_dir;
-  std::string upstream;
-  std::string replay_dir;
-  bool replay_timing = false;
-  std::vector<std::string> ignore_fields;
 };
 
 // Reads and checks a fault plan; a bad one stops the start with its file, line and reason.
@@ -121,7 +115,7 @@ fakellm::fault_plan load_fault_plan(const std::string& path) {
 }
 
 fakellm_options build_fakellm_options(const fakellm_flags& flags) {
-  fakellm_options options;
+  fakellm_options options = flags.options;
   const auto& listen = flags.listen;
   auto colon = listen.rfind(':');
   if (colon == std::string::npos)
@@ -136,8 +130,6 @@ fakellm_options build_fakellm_options(const fakellm_flags& flags) {
   if (port < 0 || port > 65535)
     throw config_error(fmt::format("--listen \"{}\": the port must be 0..65535", listen));
   options.port = static_cast<uint16_t>(port);
-  options.slots = flags.slots;
-  options.queue = flags.queue;
   // CLI11 has checked the value against the same names.
   options.api = fakellm::api_mode_from_string(flags.api).value_or(fakellm::api_mode::both);
   options.loading = std::chrono::milliseconds{flags.loading_ms};
@@ -158,12 +150,6 @@ fakellm_options build_fakellm_options(const fakellm_flags& flags) {
   }
   if (!flags.plan_file.empty())
     options.plan = load_fault_plan(flags.plan_file);
-  options.seed = flags.seed;
-  options.record_dir = flags.record_dir;
-  options.upstream = flags.upstream;
-  options.replay_dir = flags.replay_dir;
-  options.replay_timing = flags.replay_timing;
-  options.ignore_fields = flags.ignore_fields;
   return options;
 }
 
@@ -292,9 +278,9 @@ int main(int argc, char** argv) {
   auto* fake = app.add_subcommand(
       "fakellm", "Run a fake LLM server (Ollama and OpenAI-compatible) for tests and demos");
   fake->add_option("--listen", fake_flags.listen, "HOST:PORT to bind (port 0 picks a free one)");
-  fake->add_option("--slots", fake_flags.slots,
+  fake->add_option("--slots", fake_flags.options.slots,
                    "Concurrent generations; more requests wait (0: no limit)");
-  fake->add_option("--queue", fake_flags.queue,
+  fake->add_option("--queue", fake_flags.options.queue,
                    "Most requests waiting for a slot; more get 503 (default: no limit)");
   fake->add_option("--api", fake_flags.api,
                    "APIs to serve: ollama, openai or both; the other's paths answer 404")
@@ -308,22 +294,22 @@ int main(int argc, char** argv) {
                                     "Fault plan (YAML): rules that inject errors, delays, broken "
                                     "streams and hangs (docs/fault-injection.md)")
                        ->check(CLI::ExistingFile);
-  fake->add_option("--seed", fake_flags.seed,
+  fake->add_option("--seed", fake_flags.options.seed,
                    "Seed of the plan's random choices (default 0); same seed, same requests, "
                    "same faults");
-  auto* record_opt = fake->add_option("--record", fake_flags.record_dir,
+  auto* record_opt = fake->add_option("--record", fake_flags.options.record_dir,
                                       "Record mode: relay every request to --upstream and store "
                                       "each exchange in this directory");
   auto* upstream_opt =
-      fake->add_option("--upstream", fake_flags.upstream,
+      fake->add_option("--upstream", fake_flags.options.upstream,
                        "The real server to record, e.g. http://127.0.0.1:11434 (with --record)");
-  auto* replay_opt = fake->add_option("--replay", fake_flags.replay_dir,
+  auto* replay_opt = fake->add_option("--replay", fake_flags.options.replay_dir,
                                       "Replay mode: answer from the exchanges recorded in this "
                                       "directory")
                          ->check(CLI::ExistingDirectory);
-  auto* timing_opt = fake->add_flag("--replay-timing", fake_flags.replay_timing,
+  auto* timing_opt = fake->add_flag("--replay-timing", fake_flags.options.replay_timing,
                                     "Replay with the recorded delays (default: at once)");
-  fake->add_option("--ignore-field", fake_flags.ignore_fields,
+  fake->add_option("--ignore-field", fake_flags.options.ignore_fields,
                    "Top-level request field left out of a recording's key (repeatable; use the "
                    "same with --record and --replay)");
   record_opt->needs(upstream_opt);
