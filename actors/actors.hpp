@@ -119,6 +119,9 @@ using router_actor = caf::typed_actor<
     caf::reacts_to<route_done_atom, attempt_report>,
     // Every backend's state.
     caf::replies_to<router_status_atom>::with<router_status>,
+    // Every backend's state, once the first round of health probes and model discoveries has
+    // answered or timed out (at once when both are off): the daemon's readiness waits for it.
+    caf::replies_to<router_ready_atom>::with<router_status>,
     // Ask backend `name` (empty: every backend) for its models now, e.g. after a pull.
     caf::reacts_to<rediscover_atom, std::string>,
     // Internal: periodic health probes and model discovery (tick `generation`).

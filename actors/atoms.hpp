@@ -68,6 +68,8 @@ using route_done_atom = caf::atom_constant<caf::atom("route_done")>; // task -> 
 inline constexpr route_done_atom route_done_atom_v{};
 using router_status_atom = caf::atom_constant<caf::atom("rt_status")>; // backends' state
 inline constexpr router_status_atom router_status_atom_v{};
+using router_ready_atom = caf::atom_constant<caf::atom("rt_ready")>; // first probes answered
+inline constexpr router_ready_atom router_ready_atom_v{};
 using rediscover_atom = caf::atom_constant<caf::atom("rediscover")>; // refresh model lists
 inline constexpr rediscover_atom rediscover_atom_v{};
 using probe_tick_atom = caf::atom_constant<caf::atom("probe_tick")>; // router: health probes
