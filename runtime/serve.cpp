@@ -18,6 +18,8 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -96,6 +98,35 @@ http_transport_settings make_http_settings(const http_config& http) {
     }
   }
   out.tokens = std::move(tokens);
+  return out;
+}
+
+// What READY=1 says about the backends, once the router's first round of health probes and model
+// discoveries has answered or timed out: the router bounds each by probe_timeout, and the wait
+// here, from this thread, is bounded too.
+std::string await_backends(caf::actor_system& sys, const router_actor& router,
+                           const router_settings& routing) {
+  auto wait = routing.probe_timeout + defaults::ready_wait_slack;
+  std::string out;
+  caf::scoped_actor self{sys};
+  self->request(router, wait, router_ready_atom_v)
+      .receive(
+          [&](router_status& status) {
+            auto healthy = std::count_if(
+                status.backends.begin(), status.backends.end(), [](const backend_status& b) {
+                  return b.health == probe_status::up && b.breaker == breaker_state::closed;
+                });
+            out = routing.health_interval.count() == 0
+                      ? fmt::format("{} backend(s), health probes off", status.backends.size())
+                      : fmt::format("{} of {} backend(s) healthy", healthy, status.backends.size());
+            spdlog::info("backends probed: {}", out);
+          },
+          [&](caf::error& err) {
+            out = "backends not probed yet";
+            spdlog::warn("the backends' first health probes did not finish within {} ms ({}); "
+                         "reporting ready anyway",
+                         wait.count(), caf::to_string(err));
+          });
   return out;
 }
 
@@ -338,29 +369,37 @@ int run_serve(const serve_options& options) {
   if (stdio)
     stdio->start(stdio_session);
 
-  // systemd: ready once the transports listen; then a pulse on the actor system's own scheduler
-  // sends WATCHDOG=1 (when WatchdogSec= is set) and live figures, so that a wedged scheduler
-  // stops the pings and systemd restarts the daemon.
+  // systemd: READY=1 once the transports listen and the router has heard from every backend
+  // (or given up on it); from now on a pulse on the actor system's own scheduler sends
+  // WATCHDOG=1 (when WatchdogSec= is set) and live figures, so that a wedged scheduler stops the
+  // pings and systemd restarts the daemon.
   {
     std::promise<void> listening;
     auto started = listening.get_future();
     asio::post(io, [&] { listening.set_value(); });
     started.wait();
   }
-  auto status_line = [&metrics, backend_count = config.backends.size()] {
-    return fmt::format("STATUS={} session(s), {} call(s) in flight, {} backend(s)",
+  auto status_line = [&metrics](const std::string& backends) {
+    return fmt::format("STATUS={} session(s), {} call(s) in flight, {}",
                        metrics->sessions(metrics::transport_kind::stdio).value() +
                            metrics->sessions(metrics::transport_kind::http).value(),
-                       metrics->inflight_calls().value(), backend_count);
+                       metrics->inflight_calls().value(), backends);
   };
-  systemd::notify("READY=1\n" + status_line());
+  auto ready = std::make_shared<std::atomic<bool>>(false);
   auto watchdog = systemd::watchdog_interval();
   auto pulse_every = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
                               : std::chrono::milliseconds{defaults::status_interval};
-  auto pulse = spawn_pulse(sys, std::max(pulse_every, std::chrono::milliseconds{10}),
-                           [status_line, watchdog = watchdog.has_value()] {
-                             systemd::notify((watchdog ? "WATCHDOG=1\n" : "") + status_line());
-                           });
+  auto pulse =
+      spawn_pulse(sys, std::max(pulse_every, std::chrono::milliseconds{10}),
+                  [status_line, ready, watchdog = watchdog.has_value(),
+                   backends = fmt::format("{} backend(s)", config.backends.size())] {
+                    systemd::notify((watchdog ? "WATCHDOG=1\n" : "") +
+                                    (ready->load() ? status_line(backends)
+                                                   : "STATUS=starting: probing " + backends));
+                  });
+  auto probed = await_backends(sys, router, config.routing);
+  ready->store(true);
+  systemd::notify("READY=1\n" + status_line(probed));
 
   latch.wait();
   systemd::notify("STOPPING=1\nSTATUS=draining: finishing running calls");

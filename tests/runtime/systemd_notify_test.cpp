@@ -3,7 +3,8 @@
 
 // Runs the real daemon under a fake systemd: this test owns the $NOTIFY_SOCKET datagram socket
 // and checks the notifications across a start, a SIGHUP and a SIGTERM:
-// READY → WATCHDOG… → RELOADING → READY → STOPPING, then exit code 0.
+// READY (once the backend was probed) → WATCHDOG… → RELOADING → READY → STOPPING, then exit
+// code 0.
 
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -76,24 +78,85 @@ bool has(const std::vector<std::string>& seen, const std::string& what) {
   return false;
 }
 
-} // namespace
+// `offload fakellm` on an ephemeral port, killed (by PID) at the end of the test.
+struct fake_llm {
+  pid_t pid = -1;
+  std::string url;
 
-CAF_TEST(the daemon speaks the sd_notify protocol through start reload and stop) {
-  fake_systemd systemd;
-  auto state = (systemd.dir / "state").string();
+  fake_llm() {
+    int out[2];
+    CAF_REQUIRE(::pipe(out) == 0);
+    pid = ::fork();
+    CAF_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      ::execl(OFFLOAD_BIN, OFFLOAD_BIN, "fakellm", "--listen", "127.0.0.1:0", "--log-level", "warn",
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    // "listening on 127.0.0.1:PORT" is its first line.
+    std::string line;
+    char c = 0;
+    pollfd p{out[0], POLLIN, 0};
+    while (line.find('\n') == std::string::npos && ::poll(&p, 1, 15000) > 0 &&
+           ::read(out[0], &c, 1) == 1)
+      line += c;
+    ::close(out[0]);
+    std::smatch m;
+    CAF_REQUIRE(std::regex_search(line, m, std::regex{"listening on (127\\.0\\.0\\.1:[0-9]+)"}));
+    url = "http://" + m[1].str();
+  }
+
+  ~fake_llm() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// `offload serve` under the fake systemd, with `args` after `serve`.
+pid_t start_daemon(const fake_systemd& systemd, std::vector<std::string> args) {
   pid_t child = ::fork();
   CAF_REQUIRE(child >= 0);
   if (child == 0) {
     ::setenv("NOTIFY_SOCKET", systemd.socket_path.c_str(), 1);
     ::setenv("WATCHDOG_USEC", "200000", 1);
     ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
-    ::execl(OFFLOAD_BIN, OFFLOAD_BIN, "serve", "--http", "127.0.0.1:0", "--backend",
-            "ollama=http://127.0.0.1:9", "--state-dir", state.c_str(), "--log-level", "warn",
-            static_cast<char*>(nullptr));
+    std::vector<char*> argv{const_cast<char*>(OFFLOAD_BIN), const_cast<char*>("serve")};
+    for (auto& arg : args)
+      argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(OFFLOAD_BIN, argv.data());
     ::_exit(127);
   }
+  return child;
+}
+
+void stop_daemon(fake_systemd& systemd, pid_t child) {
+  ::kill(child, SIGTERM);
+  systemd.until("STOPPING=1");
+  int status = 0;
+  CAF_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
+  CAF_CHECK(WIFEXITED(status));
+  CAF_CHECK_EQUAL(WEXITSTATUS(status), 0);
+}
+
+} // namespace
+
+CAF_TEST(the daemon speaks the sd_notify protocol through start reload and stop) {
+  fake_systemd systemd;
+  fake_llm fake;
+  auto state = (systemd.dir / "state").string();
+  auto child = start_daemon(systemd, {"--http", "127.0.0.1:0", "--backend", "ollama=" + fake.url,
+                                      "--state-dir", state, "--log-level", "warn"});
+  // READY only once the router has probed the backend: its STATUS says how that went.
   auto started = systemd.until("READY=1");
   CAF_CHECK(has(started, "STATUS="));
+  CAF_CHECK(has(started, "1 of 1 backend(s) healthy"));
   // The watchdog pings come from the actor system's pulse, every 100 ms here.
   auto pings = systemd.until("WATCHDOG=1");
   pings = systemd.until("WATCHDOG=1");
@@ -101,10 +164,17 @@ CAF_TEST(the daemon speaks the sd_notify protocol through start reload and stop)
   ::kill(child, SIGHUP);
   systemd.until("RELOADING=1");
   systemd.until("READY=1");
-  ::kill(child, SIGTERM);
-  systemd.until("STOPPING=1");
-  int status = 0;
-  CAF_REQUIRE_EQUAL(::waitpid(child, &status, 0), child);
-  CAF_CHECK(WIFEXITED(status));
-  CAF_CHECK_EQUAL(WEXITSTATUS(status), 0);
+  stop_daemon(systemd, child);
+}
+
+CAF_TEST(ready says so when a backend is down) {
+  fake_systemd systemd;
+  auto state = (systemd.dir / "state").string();
+  // Port 9 (discard) refuses connections: the probe fails at once.
+  auto child =
+      start_daemon(systemd, {"--http", "127.0.0.1:0", "--backend", "ollama=http://127.0.0.1:9",
+                             "--state-dir", state, "--log-level", "error"});
+  auto started = systemd.until("READY=1");
+  CAF_CHECK(has(started, "0 of 1 backend(s) healthy"));
+  stop_daemon(systemd, child);
 }
