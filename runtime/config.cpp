@@ -657,8 +657,9 @@ void finalize_config(daemon_config& config) {
           "--allow-remote (http.allow_remote: true), and bearer tokens (http.tokens)",
           config.http.listen));
   }
-  if (!config.stdio && config.http.listen.empty())
-    config.stdio = true; // stdio stays the default transport
+  // stdio stays the default transport; a socket passed by systemd means HTTP was chosen.
+  if (!config.stdio && config.http.listen.empty() && config.http.socket_fd < 0)
+    config.stdio = true;
   if (auto problem = price_table_problem(config.pricing))
     throw config_error("pricing: " + *problem);
   if (config.engine.batch_timeout < config.engine.task_timeout)

@@ -1,7 +1,7 @@
 #include "runtime/serve.hpp"
 
 #include "runtime/http_admin.hpp"
-#include "runtime/http_transport.hpp"
+#include "runtime/http_listen.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/policy_watcher.hpp"
 #include "runtime/stdio_transport.hpp"
@@ -73,33 +73,6 @@ private:
   std::condition_variable wake_;
   bool requested_ = false;
 };
-
-http_transport_settings make_http_settings(const http_config& http) {
-  auto address = parse_listen_address(http.listen);
-  http_transport_settings out;
-  out.listen = {asio::ip::make_address(address.ip), address.port};
-  out.allowed_origins = http.allowed_origins;
-  out.allowed_hosts = http.allowed_hosts;
-  out.session_idle_timeout = http.session_idle_timeout;
-  out.max_sessions = http.max_sessions;
-  out.max_body_bytes = http.max_body_bytes;
-  out.max_inflight_per_session = http.max_inflight_per_session;
-  out.sse_retry = http.sse_retry;
-  out.event_buffer = http.event_buffer;
-  out.event_buffer_bytes = defaults::http_event_buffer_bytes;
-  out.read_timeout = defaults::http_read_timeout;
-  out.write_timeout = defaults::http_write_timeout;
-  auto tokens = std::make_shared<http_checks::token_table>();
-  for (const auto& entry : http.tokens) {
-    try {
-      tokens->add(entry.token, entry.agent);
-    } catch (const std::invalid_argument& e) {
-      throw config_error(entry.origin + ": " + e.what());
-    }
-  }
-  out.tokens = std::move(tokens);
-  return out;
-}
 
 // What READY=1 says about the backends, once the router's first round of health probes and model
 // discoveries has answered or timed out: the router bounds each by probe_timeout, and the wait
@@ -175,35 +148,19 @@ int run_serve(const serve_options& options) {
   usage_context usage;
   stop_latch latch;
 
-  // Bound before any actor exists, so that a taken port ends the start-up cleanly.
+  // Bound (or adopted from systemd) before any actor exists, so that a taken port ends the
+  // start-up cleanly.
   std::optional<http_transport> http;
-  if (!config.http.listen.empty()) {
-    auto settings = make_http_settings(config.http);
-    bool authenticated = !settings.tokens->empty();
-    auto spawn_session = [&sys, &router, &engine, &current_policy, &usage](session_settings session,
-                                                                           output_sink sink) {
-      session.server_version = version_string;
-      return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
-                               current_policy, usage);
-    };
-    try {
-      http.emplace(io, std::move(settings), spawn_session, metrics);
-    } catch (const std::system_error& e) {
-      throw config_error(
-          fmt::format("cannot listen on {}: {}", config.http.listen, e.code().message()));
-    }
-    auto bound = http->local_endpoint();
-    auto host = bound.address().is_v6() ? fmt::format("[{}]", bound.address().to_string())
-                                        : bound.address().to_string();
-    // A fixed line on stderr, whatever the log level, so that scripts and tests find the port.
-    std::fprintf(stderr, "listening on http://%s:%u/mcp\n", host.c_str(),
-                 static_cast<unsigned>(bound.port()));
-    std::fflush(stderr);
-    if (!bound.address().is_loopback() && !authenticated)
-      spdlog::warn("http: serving {} beyond this machine without authentication: anyone who "
-                   "can reach it can use the backends; configure http.tokens",
-                   config.http.listen);
-  }
+  if (wants_http(config.http))
+    open_http_transport(
+        http, io, config.http,
+        [&sys, &router, &engine, &current_policy, &usage](session_settings session,
+                                                          output_sink sink) {
+          session.server_version = version_string;
+          return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
+                                   current_policy, usage);
+        },
+        metrics);
 
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
   if (policy_snapshot || config.ledger_enabled) {

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <optional>
 #include <string_view>
-#include <vector>
 
 namespace offload::systemd {
 
@@ -17,7 +16,10 @@ bool notify(std::string_view state);
 // nothing when the watchdog is off or meant for another process.
 std::optional<std::chrono::microseconds> watchdog_interval();
 
-// Sockets passed by socket activation (offload.socket), already listening; empty otherwise.
-std::vector<int> listen_fds();
+// The listening socket passed by socket activation (offload.socket: $LISTEN_FDS, with
+// $LISTEN_PID naming this process), or nothing when none was passed. Call it once, before any
+// thread starts: it unsets $LISTEN_FDS, $LISTEN_PID and $LISTEN_FDNAMES so that nothing else
+// takes the socket. Throws std::runtime_error unless exactly one listening TCP socket was passed.
+std::optional<int> take_listen_socket();
 
 } // namespace offload::systemd

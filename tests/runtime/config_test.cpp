@@ -255,6 +255,11 @@ CAF_TEST(stdio stays the default transport) {
   both.http.listen = "127.0.0.1:0";
   finalize_config(both);
   CAF_CHECK(both.stdio);
+  // A socket passed by systemd means HTTP was chosen: no stdio unless asked for.
+  daemon_config activated;
+  activated.http.socket_fd = 3;
+  finalize_config(activated);
+  CAF_CHECK(!activated.stdio);
 }
 
 CAF_TEST(http token errors name the entry but never the token) {

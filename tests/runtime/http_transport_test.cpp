@@ -219,6 +219,22 @@ CAF_TEST(initialize answers with JSON and a fresh session id) {
   CAF_CHECK_EQUAL(transport->session_count(), 2u);
 }
 
+CAF_TEST(a socket that already listens is adopted instead of binding) {
+  // As systemd passes it for socket activation: bound and listening before the daemon starts.
+  net::io_context elsewhere;
+  net::ip::tcp::acceptor passed{elsewhere, {net::ip::make_address("127.0.0.1"), 0}};
+  auto passed_port = passed.local_endpoint().port();
+  int fd = passed.release();
+  start([fd](http_transport_settings& s) {
+    s.listen_fd = fd;
+    s.listen = {net::ip::make_address("127.0.0.1"), 1}; // not bound when a socket is given
+  });
+  CAF_CHECK_EQUAL(port, passed_port);
+  CAF_CHECK_EQUAL(transport->local_endpoint().address().to_string(), "127.0.0.1");
+  initialize();
+  CAF_CHECK_EQUAL(exchange("GET", "/healthz", {}).result_int(), 200u);
+}
+
 CAF_TEST(a failed initialize leaves no session behind) {
   start();
   auto res = post("", request(1, "initialize", {{"fail", true}}));
