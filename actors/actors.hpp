@@ -31,6 +31,8 @@ using mcp_session_actor = caf::typed_actor<
     caf::reacts_to<mcp_eof_atom>,
     // A reloaded policy (null: none) for calls from now on; running calls keep theirs.
     caf::reacts_to<new_policy_atom, policy_ptr>,
+    // Reloaded engine settings for calls from now on; running calls keep theirs.
+    caf::reacts_to<new_engine_atom, engine_settings_ptr>,
     // Call `call_no` has `done` of `total` tasks finished (sent by its coordinator).
     caf::reacts_to<progress_atom, uint64_t, size_t, size_t>,
     // Call `call_no` (a model tool) made progress: value, total (0: unknown) and a message.

@@ -42,6 +42,8 @@ inline constexpr peek_atom peek_atom_v{};
 
 using new_policy_atom = caf::atom_constant<caf::atom("new_policy")>; // reload: fresh snapshot
 inline constexpr new_policy_atom new_policy_atom_v{};
+using new_engine_atom = caf::atom_constant<caf::atom("new_engine")>; // reload: fresh settings
+inline constexpr new_engine_atom new_engine_atom_v{};
 
 using audit_atom = caf::atom_constant<caf::atom("audit")>; // one audit log record
 inline constexpr audit_atom audit_atom_v{};

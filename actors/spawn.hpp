@@ -58,7 +58,6 @@ struct engine_settings {
   // Where task outcomes and in-flight calls are counted for /metrics; null: not counted.
   std::shared_ptr<metrics::registry> metrics;
 };
-using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
 // Wall-clock source of the policy counters' windows (UTC-aligned) and of the usage ledger's
 // records; injected in tests.

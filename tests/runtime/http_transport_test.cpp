@@ -88,6 +88,7 @@ scripted_session(mcp_session_actor::stateful_pointer<scripted_session_state> sel
       },
       [self](mcp_eof_atom) { self->quit(); },
       [](new_policy_atom, policy_ptr&) {},
+      [](new_engine_atom, engine_settings_ptr&) {},
       [](progress_atom, uint64_t, size_t, size_t) {},
       [](heartbeat_atom, uint64_t) {},
       [](tool_progress_atom, uint64_t, double, double, std::string&) {},
