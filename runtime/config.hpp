@@ -33,6 +33,8 @@ struct backend_config {
   // Models it serves, in addition to those it reports (or instead, with discover: false).
   std::vector<std::string> models;
   bool discover = true;
+
+  friend bool operator==(const backend_config&, const backend_config&) = default;
 };
 
 // One bearer token of the HTTP transport and the agent it authenticates.
@@ -40,6 +42,8 @@ struct http_token_config {
   std::string token;  // the secret itself, resolved from token, token_env or token_file
   std::string agent;  // the identity policy scopes see
   std::string origin; // where it came from, for messages: "tokens[0] (token_env OFFLOAD_T)"
+
+  friend bool operator==(const http_token_config&, const http_token_config&) = default;
 };
 
 struct http_config {

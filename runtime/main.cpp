@@ -90,8 +90,11 @@ daemon_config build_serve_config(const serve_flags& flags, int socket_fd) {
 
 serve_options build_serve_options(const serve_flags& flags) {
   serve_options options;
-  // Taken once, before any thread starts.
-  options.config = build_serve_config(flags, systemd::take_listen_socket().value_or(-1));
+  // Taken once, before any thread starts; a reload keeps serving the same socket.
+  int socket_fd = systemd::take_listen_socket().value_or(-1);
+  options.config = build_serve_config(flags, socket_fd);
+  if (!flags.config_file.empty())
+    options.reload_config = [flags, socket_fd] { return build_serve_config(flags, socket_fd); };
   return options;
 }
 

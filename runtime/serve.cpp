@@ -3,7 +3,7 @@
 #include "runtime/http_admin.hpp"
 #include "runtime/http_listen.hpp"
 #include "runtime/metrics.hpp"
-#include "runtime/policy_watcher.hpp"
+#include "runtime/reload.hpp"
 #include "runtime/stdio_transport.hpp"
 #include "runtime/systemd.hpp"
 
@@ -268,7 +268,7 @@ int run_serve(const serve_options& options) {
         return;
       if (++signals_seen == 1) {
         spdlog::info("received signal {}; draining: running calls may finish within {} ms", signal,
-                     config.engine.shutdown_grace.count());
+                     engine->shutdown_grace.count());
         latch.request();
       } else {
         spdlog::warn("received signal {} again; cancelling running calls now", signal);
@@ -284,39 +284,30 @@ int run_serve(const serve_options& options) {
                : http               ? "HTTP"
                                     : "stdio",
                config.engine.default_model);
-  // Reloads swap the snapshot for calls from then on; running calls keep the one they started
-  // with. A daemon started without a policy has nothing to reload.
-  std::optional<policy_watcher> watcher;
-  if (policy_snapshot) {
-    watcher.emplace(io, config.policy_file, defaults::policy_poll_interval, [&](policy_ptr fresh) {
-      systemd::notify("RELOADING=1\nSTATUS=reloading the policy");
-      current_policy.policy = fresh;
-      if (stdio_session)
-        caf::anon_send(stdio_session, new_policy_atom_v, fresh);
-      if (http)
-        http->for_each_session([&](const mcp_session_actor& session) {
-          caf::anon_send(session, new_policy_atom_v, fresh);
-        });
-      systemd::notify("READY=1\nSTATUS=policy reloaded");
-    });
-    asio::post(io, [&watcher] { watcher->start(); });
-  }
-  // SIGHUP must never end the daemon (its default action), even with nothing to reload.
-  asio::signal_set hangup{io};
-  std::function<void()> ignore_hangup = [&] {
-    hangup.async_wait([&](boost::system::error_code ec, int) {
-      if (ec)
-        return;
-      systemd::notify("RELOADING=1");
-      spdlog::info("SIGHUP: no policy file configured, nothing to reload");
-      systemd::notify("READY=1");
-      ignore_hangup();
-    });
+  // SIGHUP reloads the configuration and the policy (runtime/reload): new snapshots for calls
+  // from then on, handed to the sessions on the I/O thread, where HTTP sessions are spawned too.
+  reloader::hooks reload_hooks;
+  reload_hooks.read_config = options.reload_config;
+  reload_hooks.publish_engine = [&](engine_settings_ptr fresh) {
+    engine = fresh;
+    if (stdio_session)
+      caf::anon_send(stdio_session, new_engine_atom_v, fresh);
+    if (http)
+      http->for_each_session([&](const mcp_session_actor& session) {
+        caf::anon_send(session, new_engine_atom_v, fresh);
+      });
   };
-  if (!policy_snapshot) {
-    hangup.add(SIGHUP);
-    asio::post(io, ignore_hangup);
-  }
+  reload_hooks.publish_policy = [&](policy_ptr fresh) {
+    current_policy.policy = fresh;
+    if (stdio_session)
+      caf::anon_send(stdio_session, new_policy_atom_v, fresh);
+    if (http)
+      http->for_each_session([&](const mcp_session_actor& session) {
+        caf::anon_send(session, new_policy_atom_v, fresh);
+      });
+  };
+  reloader reloads{io, config, engine, std::move(reload_hooks)};
+  asio::post(io, [&reloads] { reloads.start(); });
   std::thread io_thread{[&io] { io.run(); }};
   if (http)
     asio::post(io, [&http] {
@@ -429,8 +420,7 @@ int run_serve(const serve_options& options) {
   work.reset();
   io.stop();
   io_thread.join();
-  if (watcher)
-    watcher->stop();
+  reloads.stop();
   spdlog::info("offload stopped");
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +16,14 @@ bool notify(std::string_view state) {
   std::string text{state};
   // unset_environment = 0: a reload or a second notification still needs $NOTIFY_SOCKET.
   return sd_notify(0, text.c_str()) > 0;
+}
+
+bool notify_reloading(std::string_view status) {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  auto usec =
+      static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+  return notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={}", usec, status));
 }
 
 std::optional<std::chrono::microseconds> watchdog_interval() {

@@ -12,6 +12,9 @@ namespace offload::systemd {
 // Sends one notification, e.g. "READY=1\nSTATUS=serving". Returns whether systemd got it.
 bool notify(std::string_view state);
 
+// Sends RELOADING=1 with the monotonic time systemd's Type=notify-reload asks for, and `status`.
+bool notify_reloading(std::string_view status);
+
 // How often systemd expects WATCHDOG=1 (half of WatchdogSec= is the usual ping interval), or
 // nothing when the watchdog is off or meant for another process.
 std::optional<std::chrono::microseconds> watchdog_interval();

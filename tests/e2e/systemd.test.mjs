@@ -1,10 +1,12 @@
 // The daemon as systemd runs it, driven over MCP with the SDK's StreamableHTTPClientTransport:
 // socket activation (a listening socket passed as fd 3 with LISTEN_FDS/LISTEN_PID, served instead
-// of binding --http, and implying HTTP without it). (The sd_notify side is
-// tests/runtime/systemd_notify_test.)
+// of binding --http, and implying HTTP without it), and SIGHUP reloading the configuration file:
+// a valid edit changes what new calls may do (batch.max_tasks, default_model), keys that need a
+// restart are named in a warning, and an invalid edit is logged with its file and line while the
+// previous configuration stays. (The sd_notify side of both is tests/runtime/systemd_notify_test.)
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +17,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 
 import {
   CALL_TIMEOUT_MS,
+  DEFAULT_MODEL,
+  OTHER_MODEL,
   TEST_TIMEOUT_MS,
   startFake,
   startHttpServer,
@@ -74,6 +78,10 @@ async function waitForLog(server, pattern, what) {
   throw new Error(`the log never showed ${what} (${pattern})`);
 }
 
+function echoTasks(n) {
+  return Array.from({ length: n }, (_, i) => ({ task: `Repeat this token exactly: ${uniqueToken(`hup-${i}`)}` }));
+}
+
 async function startActivated(options) {
   const socket = await listeningSocket();
   try {
@@ -114,6 +122,62 @@ test('socket activation without --http serves HTTP only', { timeout: TEST_TIMEOU
     const session = await connect(server.url);
     try {
       assert.ok(session.tools.length > 0);
+    } finally {
+      await session.close();
+    }
+    assert.equal((await server.stop()).code, 0);
+  });
+});
+
+test('SIGHUP reloads the configuration for new calls; an invalid file keeps the old one', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const configFile = path.join(dir, 'offload.yaml');
+  writeFileSync(configFile, `default_model: ${DEFAULT_MODEL}\nbatch:\n  max_tasks: 3\n`);
+  const server = await startHttpServer({ fake, args: ['--config', configFile] });
+  servers.push(server);
+  await withLogs([server, fake], async () => {
+    const session = await connect(server.url);
+    try {
+      const before = await session.call('batch_offload', { tasks: echoTasks(3) });
+      assert.notEqual(before.isError, true, textOf(before));
+      assert.equal(before.structuredContent.tasks[0].model, DEFAULT_MODEL);
+
+      // A valid edit: a lower batch limit and another default model apply to the next calls, of
+      // this session and of new ones; a key that needs a restart is named and left alone.
+      writeFileSync(
+        configFile,
+        `default_model: ${OTHER_MODEL}\nbatch:\n  max_tasks: 2\nhttp:\n  max_sessions: 7\n`,
+      );
+      process.kill(server.pid, 'SIGHUP');
+      await waitForLog(server, /configuration reloaded: default_model, batch\.max_tasks changed/, 'the reload');
+      assert.match(server.stderr(), /configuration reload: http\.max_sessions changed, which only a restart applies/);
+      const refused = await session.call('batch_offload', { tasks: echoTasks(3) });
+      assert.equal(refused.isError, true);
+      assert.match(textOf(refused), /the limit is 2 per batch/);
+      const fresh = await connect(server.url);
+      try {
+        const alsoRefused = await fresh.call('batch_offload', { tasks: echoTasks(3) });
+        assert.match(textOf(alsoRefused), /the limit is 2 per batch/);
+        const two = await fresh.call('batch_offload', { tasks: echoTasks(2) });
+        assert.notEqual(two.isError, true, textOf(two));
+        assert.equal(two.structuredContent.tasks[0].model, OTHER_MODEL);
+      } finally {
+        await fresh.close();
+      }
+
+      // An invalid edit: rejected with its file and line; the reloaded configuration stays.
+      writeFileSync(configFile, `default_model: ${DEFAULT_MODEL}\nbatch:\n  max_tasks: zero\n`);
+      process.kill(server.pid, 'SIGHUP');
+      const escaped = configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      await waitForLog(
+        server,
+        new RegExp(`configuration reload rejected, the running configuration stays: ${escaped}:3: batch\\.max_tasks`),
+        'the rejected reload',
+      );
+      const still = await session.call('batch_offload', { tasks: echoTasks(3) });
+      assert.match(textOf(still), /the limit is 2 per batch/);
+      const ok = await session.call('batch_offload', { tasks: echoTasks(2) });
+      assert.notEqual(ok.isError, true, textOf(ok));
+      assert.equal(ok.structuredContent.tasks[0].model, OTHER_MODEL);
     } finally {
       await session.close();
     }

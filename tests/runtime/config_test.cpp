@@ -145,6 +145,9 @@ CAF_TEST(bad values are errors naming the field) {
   CAF_CHECK_NOT_EQUAL(load_error("backends:\n  - url: http://x\n    kind: vllm\n").find("vllm"),
                       std::string::npos);
   CAF_CHECK_NOT_EQUAL(load_error("batch: [\n").find(":"), std::string::npos);
+  // Checked when read (not only when logging starts), so that a reload names the line too.
+  auto level = load_error("default_model: m\nlog_level: chatty\n");
+  CAF_CHECK_NOT_EQUAL(level.find(":2: log_level must be"), std::string::npos);
 }
 
 CAF_TEST(urls must be http) {

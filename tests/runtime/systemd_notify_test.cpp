@@ -2,9 +2,10 @@
 #include <caf/test/unit_test.hpp>
 
 // Runs the real daemon under a fake systemd: this test owns the $NOTIFY_SOCKET datagram socket
-// and checks the notifications across a start, a SIGHUP and a SIGTERM:
-// READY (once the backend was probed) → WATCHDOG… → RELOADING → READY → STOPPING, then exit
-// code 0.
+// and checks the notifications across a start, reloads and a SIGTERM:
+// READY (once the backend was probed) → WATCHDOG… → RELOADING → READY (reloaded) → RELOADING →
+// READY (reload failed, naming the file and line) → STOPPING, then exit code 0. The behaviour a
+// reload changes is checked over MCP by tests/e2e/systemd.test.mjs.
 
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -136,6 +138,11 @@ pid_t start_daemon(const fake_systemd& systemd, std::vector<std::string> args) {
   return child;
 }
 
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out{path, std::ios::trunc};
+  out << text;
+}
+
 void stop_daemon(fake_systemd& systemd, pid_t child) {
   ::kill(child, SIGTERM);
   systemd.until("STOPPING=1");
@@ -151,8 +158,11 @@ CAF_TEST(the daemon speaks the sd_notify protocol through start reload and stop)
   fake_systemd systemd;
   fake_llm fake;
   auto state = (systemd.dir / "state").string();
-  auto child = start_daemon(systemd, {"--http", "127.0.0.1:0", "--backend", "ollama=" + fake.url,
-                                      "--state-dir", state, "--log-level", "warn"});
+  auto config = systemd.dir / "offload.yaml";
+  write_file(config, "batch:\n  max_tasks: 4\n");
+  auto child =
+      start_daemon(systemd, {"--config", config.string(), "--http", "127.0.0.1:0", "--backend",
+                             "ollama=" + fake.url, "--state-dir", state, "--log-level", "warn"});
   // READY only once the router has probed the backend: its STATUS says how that went.
   auto started = systemd.until("READY=1");
   CAF_CHECK(has(started, "STATUS="));
@@ -161,9 +171,18 @@ CAF_TEST(the daemon speaks the sd_notify protocol through start reload and stop)
   auto pings = systemd.until("WATCHDOG=1");
   pings = systemd.until("WATCHDOG=1");
   CAF_CHECK(!pings.empty());
+  // A valid edit: reloaded.
+  write_file(config, "batch:\n  max_tasks: 2\n");
   ::kill(child, SIGHUP);
   systemd.until("RELOADING=1");
-  systemd.until("READY=1");
+  auto reloaded = systemd.until("READY=1");
+  CAF_CHECK(has(reloaded, "STATUS=reloaded: configuration"));
+  // An invalid edit: rejected with its file and line, and still READY afterwards.
+  write_file(config, "batch:\n  max_tasks: zero\n");
+  ::kill(child, SIGHUP);
+  systemd.until("RELOADING=1");
+  auto rejected = systemd.until("READY=1");
+  CAF_CHECK(has(rejected, "STATUS=reload failed: " + config.string() + ":2: batch.max_tasks"));
   stop_daemon(systemd, child);
 }
 
@@ -176,5 +195,10 @@ CAF_TEST(ready says so when a backend is down) {
                              "--state-dir", state, "--log-level", "error"});
   auto started = systemd.until("READY=1");
   CAF_CHECK(has(started, "0 of 1 backend(s) healthy"));
+  // Without a configuration file a reload has only nothing to do, and SIGHUP never kills.
+  ::kill(child, SIGHUP);
+  systemd.until("RELOADING=1");
+  auto reloaded = systemd.until("READY=1");
+  CAF_CHECK(has(reloaded, "STATUS=nothing to reload"));
   stop_daemon(systemd, child);
 }
