@@ -25,51 +25,53 @@ std::string one_line(std::string text) {
 
 reload_plan plan_reload(const daemon_config& running, const daemon_config& fresh) {
   reload_plan plan;
-  auto reloadable = [&](const char* key, const auto& was, const auto& now) {
-    if (!(was == now))
+  plan.next = running;
+
+  // Reloadable: an allow-list of what each new call reads from the engine snapshot. Each listed
+  // field is taken from the fresh file; any other engine field keeps its running value.
+  auto& next = plan.next.engine;
+  const auto& e1 = fresh.engine;
+  // `field` gives the address of one field of the engine settings it is passed.
+  auto take = [&](const char* key, auto field) {
+    auto* to = field(next);
+    const auto* from = field(e1);
+    if (!(*to == *from)) {
       plan.changed.emplace_back(key);
+      *to = *from;
+    }
   };
+  if (running.log_level != fresh.log_level) {
+    plan.changed.emplace_back("log_level");
+    plan.next.log_level = fresh.log_level;
+  }
+  take("default_model", [](auto& e) { return &e.default_model; });
+  take("shutdown_grace", [](auto& e) { return &e.shutdown_grace; });
+  take("batch.max_tasks", [](auto& e) { return &e.limits.max_tasks; });
+  take("batch.max_task_chars", [](auto& e) { return &e.limits.max_task_chars; });
+  take("batch.max_context_chars", [](auto& e) { return &e.limits.max_context_chars; });
+  take("batch.task_timeout", [](auto& e) { return &e.task_timeout; });
+  take("batch.batch_timeout", [](auto& e) { return &e.batch_timeout; });
+  take("batch.max_task_timeout", [](auto& e) { return &e.limits.max_task_timeout_ms; });
+  take("batch.max_batch_timeout", [](auto& e) { return &e.limits.max_batch_timeout_ms; });
+  take("batch.max_first_token_timeout",
+       [](auto& e) { return &e.limits.max_first_token_timeout_ms; });
+  take("batch.max_idle_timeout", [](auto& e) { return &e.limits.max_idle_timeout_ms; });
+  take("batch.retry", [](auto& e) { return &e.retry; });
+  take("batch.context_chars", [](auto& e) { return &e.default_context_chars; });
+  // Context windows derived from models.options (num_ctx) follow the options Ollama is sent,
+  // which only a restart changes.
+  if (running.model_options == fresh.model_options)
+    take("batch.model_context_chars", [](auto& e) { return &e.context_chars; });
+  take("batch.seed", [](auto& e) { return &e.seed; });
+  take("guards.prompt_injection", [](auto& e) { return &e.injection_guard; });
+  take("guards.redact_secrets", [](auto& e) { return &e.redact_secrets; });
+
+  // Restart only: what was built once at start (listeners, backend actors and their clients,
+  // the router, the state files, the log sink). Named when changed; the running value stays.
   auto restart = [&](const char* key, const auto& was, const auto& now) {
     if (!(was == now))
       plan.need_restart.emplace_back(key);
   };
-
-  // Reloadable: what each new call reads from the engine snapshot, and the log level.
-  const auto& e0 = running.engine;
-  auto e1 = fresh.engine;
-  e1.metrics = e0.metrics;
-  // Context windows derived from models.options (num_ctx) follow the options Ollama is sent,
-  // which only a restart changes.
-  if (!(running.model_options == fresh.model_options))
-    e1.context_chars = e0.context_chars;
-  reloadable("log_level", running.log_level, fresh.log_level);
-  reloadable("default_model", e0.default_model, e1.default_model);
-  reloadable("shutdown_grace", e0.shutdown_grace, e1.shutdown_grace);
-  reloadable("batch.max_tasks", e0.limits.max_tasks, e1.limits.max_tasks);
-  reloadable("batch.max_task_chars", e0.limits.max_task_chars, e1.limits.max_task_chars);
-  reloadable("batch.max_context_chars", e0.limits.max_context_chars, e1.limits.max_context_chars);
-  reloadable("batch.task_timeout", e0.task_timeout, e1.task_timeout);
-  reloadable("batch.batch_timeout", e0.batch_timeout, e1.batch_timeout);
-  reloadable("batch.max_task_timeout", e0.limits.max_task_timeout_ms,
-             e1.limits.max_task_timeout_ms);
-  reloadable("batch.max_batch_timeout", e0.limits.max_batch_timeout_ms,
-             e1.limits.max_batch_timeout_ms);
-  reloadable("batch.max_first_token_timeout", e0.limits.max_first_token_timeout_ms,
-             e1.limits.max_first_token_timeout_ms);
-  reloadable("batch.max_idle_timeout", e0.limits.max_idle_timeout_ms,
-             e1.limits.max_idle_timeout_ms);
-  reloadable("batch.retry", e0.retry, e1.retry);
-  reloadable("batch.context_chars", e0.default_context_chars, e1.default_context_chars);
-  reloadable("batch.model_context_chars", e0.context_chars, e1.context_chars);
-  reloadable("batch.seed", e0.seed, e1.seed);
-  reloadable("guards.prompt_injection", e0.injection_guard, e1.injection_guard);
-  reloadable("guards.redact_secrets", e0.redact_secrets, e1.redact_secrets);
-  plan.next = running;
-  plan.next.engine = std::move(e1);
-  plan.next.log_level = fresh.log_level;
-
-  // Restart only: what was built once at start (listeners, backend actors and their clients,
-  // the router, the state files, the log sink).
   const auto& h0 = running.http;
   const auto& h1 = fresh.http;
   restart("stdio", running.stdio, fresh.stdio);

@@ -59,6 +59,17 @@ CAF_TEST(reloadable keys are taken from the fresh configuration) {
   CAF_CHECK(plan.next.engine.metrics == running.engine.metrics);
 }
 
+CAF_TEST(engine fields outside the reloadable list keep their running values) {
+  auto running = base_config();
+  auto fresh = base_config();
+  fresh.engine.tools_page_size = 3;
+  fresh.engine.progress_heartbeat = 1s;
+  auto plan = plan_reload(running, fresh);
+  CAF_CHECK(plan.changed.empty());
+  CAF_CHECK_EQUAL(plan.next.engine.tools_page_size, running.engine.tools_page_size);
+  CAF_CHECK(plan.next.engine.progress_heartbeat == running.engine.progress_heartbeat);
+}
+
 CAF_TEST(restart only keys are named and keep their running values) {
   auto running = base_config();
   auto fresh = base_config();
