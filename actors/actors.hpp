@@ -31,6 +31,8 @@ using mcp_session_actor = caf::typed_actor<
     caf::reacts_to<mcp_eof_atom>,
     // A reloaded policy (null: none) for calls from now on; running calls keep theirs.
     caf::reacts_to<new_policy_atom, policy_ptr>,
+    // Reloaded engine settings for calls from now on; running calls keep theirs.
+    caf::reacts_to<new_engine_atom, engine_settings_ptr>,
     // Call `call_no` has `done` of `total` tasks finished (sent by its coordinator).
     caf::reacts_to<progress_atom, uint64_t, size_t, size_t>,
     // Call `call_no` (a model tool) made progress: value, total (0: unknown) and a message.
@@ -119,6 +121,9 @@ using router_actor = caf::typed_actor<
     caf::reacts_to<route_done_atom, attempt_report>,
     // Every backend's state.
     caf::replies_to<router_status_atom>::with<router_status>,
+    // Every backend's state, once the first round of health probes and model discoveries has
+    // answered or timed out (at once when both are off): the daemon's readiness waits for it.
+    caf::replies_to<router_ready_atom>::with<router_status>,
     // Ask backend `name` (empty: every backend) for its models now, e.g. after a pull.
     caf::reacts_to<rediscover_atom, std::string>,
     // Internal: periodic health probes and model discovery (tick `generation`).

@@ -42,6 +42,8 @@ inline constexpr peek_atom peek_atom_v{};
 
 using new_policy_atom = caf::atom_constant<caf::atom("new_policy")>; // reload: fresh snapshot
 inline constexpr new_policy_atom new_policy_atom_v{};
+using new_engine_atom = caf::atom_constant<caf::atom("new_engine")>; // reload: fresh settings
+inline constexpr new_engine_atom new_engine_atom_v{};
 
 using audit_atom = caf::atom_constant<caf::atom("audit")>; // one audit log record
 inline constexpr audit_atom audit_atom_v{};
@@ -68,6 +70,8 @@ using route_done_atom = caf::atom_constant<caf::atom("route_done")>; // task -> 
 inline constexpr route_done_atom route_done_atom_v{};
 using router_status_atom = caf::atom_constant<caf::atom("rt_status")>; // backends' state
 inline constexpr router_status_atom router_status_atom_v{};
+using router_ready_atom = caf::atom_constant<caf::atom("rt_ready")>; // first probes answered
+inline constexpr router_ready_atom router_ready_atom_v{};
 using rediscover_atom = caf::atom_constant<caf::atom("rediscover")>; // refresh model lists
 inline constexpr rediscover_atom rediscover_atom_v{};
 using probe_tick_atom = caf::atom_constant<caf::atom("probe_tick")>; // router: health probes

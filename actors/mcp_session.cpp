@@ -222,6 +222,11 @@ mcp_session_actor::behavior_type mcp_session(session_pointer self, session_setti
         }
         st.policy.policy = std::move(policy);
       },
+      [self](new_engine_atom, engine_settings_ptr& engine) {
+        // Calls from now on use it; running calls keep the snapshot they started with.
+        if (engine)
+          self->state.engine = std::move(engine);
+      },
       [self](progress_atom, uint64_t call_no, size_t done, size_t total) {
         handle_progress(self, call_no, done, total);
       },

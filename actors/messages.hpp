@@ -38,6 +38,11 @@ struct llm_request {
 };
 using llm_request_ptr = std::shared_ptr<const llm_request>;
 
+// The batch engine's settings (actors/spawn.hpp), shared read-only by the sessions and their
+// calls; a configuration reload hands the sessions a new snapshot.
+struct engine_settings;
+using engine_settings_ptr = std::shared_ptr<const engine_settings>;
+
 // A successful completion.
 struct llm_reply {
   std::string text;
@@ -165,6 +170,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::counter_reservation>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<offload::held_quota>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::counter_window)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::policy_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::engine_settings_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::audit_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(offload::saved_counter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<offload::saved_counter>)

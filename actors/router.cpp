@@ -275,6 +275,9 @@ router_actor::behavior_type router(router_pointer self, std::vector<backend_spec
       p.promise.deliver(
           to_caf_error({errc::cancelled, "offload is shutting down", false}, std::string{}));
     st.pending.clear();
+    for (auto& waiter : st.ready_waiters)
+      waiter.deliver(make_status(st));
+    st.ready_waiters.clear();
     st.alive = st.backends.size();
     for (auto& entry : st.backends)
       self->send_exit(entry.handle, msg.reason);
@@ -320,6 +323,14 @@ router_actor::behavior_type router(router_pointer self, std::vector<backend_spec
       },
       [self](route_done_atom, const attempt_report& report) { record_attempt(self, report); },
       [self](router_status_atom) { return make_status(self->state); },
+      [self](router_ready_atom) -> caf::result<router_status> {
+        auto& st = self->state;
+        if (st.first_round_done || st.stopping)
+          return make_status(st);
+        auto promise = self->make_response_promise<router_status>();
+        st.ready_waiters.push_back(promise);
+        return promise;
+      },
       [self](rediscover_atom, const std::string& name) {
         auto& st = self->state;
         for (uint32_t id = 0; id < st.backends.size(); ++id)
@@ -374,6 +385,20 @@ void settle_pending_routes(router_pointer self) {
     else
       p.promise.deliver(model_not_found(st, p.requested, p.model));
   }
+}
+
+void check_first_round(router_pointer self) {
+  auto& st = self->state;
+  if (st.first_round_done)
+    return;
+  for (const auto& b : st.backends)
+    if (!b.first_probe_done || !b.first_discovery_done)
+      return;
+  st.first_round_done = true;
+  auto waiters = std::move(st.ready_waiters);
+  st.ready_waiters.clear();
+  for (auto& waiter : waiters)
+    waiter.deliver(make_status(st));
 }
 
 void on_breaker_change(router_pointer self, uint32_t id, breaker_state now) {

@@ -41,6 +41,10 @@ void on_probe(router_pointer self, uint32_t id, const admin_result& result) {
   if (health != probe_status::loading)
     if (auto change = b.breaker.probe_result(health == probe_status::up))
       on_breaker_change(self, id, *change);
+  if (!b.first_probe_done) {
+    b.first_probe_done = true;
+    check_first_round(self);
+  }
 }
 
 void on_models(router_pointer self, uint32_t id, const admin_result& result) {
@@ -66,6 +70,10 @@ void on_models(router_pointer self, uint32_t id, const admin_result& result) {
                                   : "it is tried for models no other backend is known to have");
   }
   settle_pending_routes(self);
+  if (!b.first_discovery_done) {
+    b.first_discovery_done = true;
+    check_first_round(self);
+  }
 }
 
 } // namespace
@@ -77,6 +85,12 @@ bool discovers(router_pointer self, uint32_t id) {
 
 void start_health_loops(router_pointer self) {
   auto& st = self->state;
+  // What will not run is done already; the rest is marked as its first answer comes.
+  for (uint32_t id = 0; id < st.backends.size(); ++id) {
+    st.backends[id].first_probe_done = st.settings.health_interval.count() == 0;
+    st.backends[id].first_discovery_done = !discovers(self, id);
+  }
+  check_first_round(self);
   if (st.settings.health_interval.count() > 0) {
     for (uint32_t id = 0; id < st.backends.size(); ++id)
       probe_backend(self, id);

@@ -30,6 +30,10 @@ struct routed_backend {
   bool discovery_pending = false;
   bool discovery_failing = false; // logged once per streak of failures
   caf::actor_clock::time_point last_discovery{};
+  // The first round (start-up) of its health probe and of its model discovery has answered,
+  // failed or timed out, or was never going to run (probes or discovery off).
+  bool first_probe_done = false;
+  bool first_discovery_done = false;
   // Attempts routed to it that have not reported yet (least-loaded routing).
   size_t outstanding = 0;
   uint64_t successes = 0;
@@ -64,6 +68,9 @@ struct router_state {
   // The periodic probe and discovery loops; stale ticks carry an old generation.
   uint64_t probe_generation = 0;
   uint64_t discover_generation = 0;
+  // Whether every backend's first probe and discovery are done; who waits for that (rt_ready).
+  bool first_round_done = false;
+  std::vector<caf::typed_response_promise<router_status>> ready_waiters;
   // Shutting down: waiting for `alive` backends to stop, then quitting with `exit_reason`.
   bool stopping = false;
   size_t alive = 0;
@@ -82,6 +89,8 @@ void rebuild_model_index(router_pointer self);
 void settle_pending_routes(router_pointer self);
 // The breaker of backend `id` changed state: log it once and act (cool-down, probe).
 void on_breaker_change(router_pointer self, uint32_t id, breaker_state now);
+// Answers those waiting for readiness once every backend's first probe and discovery are done.
+void check_first_round(router_pointer self);
 
 // -- router_health.cpp ---------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ struct retry_settings {
   std::chrono::milliseconds max_backoff = defaults::retry_max_backoff;
   // Fraction of each backoff that is random (0: exact exponential delays, used by tests).
   double jitter = defaults::retry_jitter;
+
+  friend bool operator==(const retry_settings&, const retry_settings&) = default;
 };
 
 // What the batch engine needs to know; one snapshot is shared by all sessions.
@@ -61,7 +63,6 @@ struct engine_settings {
   // resources and prompts); empty in production.
   std::string profile;
 };
-using engine_settings_ptr = std::shared_ptr<const engine_settings>;
 
 // Wall-clock source of the policy counters' windows (UTC-aligned) and of the usage ledger's
 // records; injected in tests.
@@ -201,6 +202,8 @@ struct breaker_settings {
   uint32_t min_requests = defaults::breaker_min_requests;
   std::chrono::milliseconds window = defaults::breaker_window;
   std::chrono::milliseconds cooldown = defaults::breaker_cooldown;
+
+  friend bool operator==(const breaker_settings&, const breaker_settings&) = default;
 };
 
 // How the router picks among the healthy backends that serve a model.

@@ -45,6 +45,8 @@ struct usage_record {
 struct token_price {
   double input_per_1m = 0;
   double output_per_1m = 0;
+
+  friend bool operator==(const token_price&, const token_price&) = default;
 };
 
 // What offloaded work is compared with. A task done locally saves what its tokens would have
@@ -53,6 +55,8 @@ struct price_table {
   std::string comparison_model;
   std::map<std::string, token_price> cloud_prices; // by cloud model name
   std::map<std::string, std::string> local_models; // local model -> cloud model it stands in for
+
+  friend bool operator==(const price_table&, const price_table&) = default;
 };
 using price_table_ptr = std::shared_ptr<const price_table>;
 

@@ -24,6 +24,8 @@ struct chat_options {
   std::string keep_alive;
   // Context window in tokens (options.num_ctx); 0: the model's default.
   int64_t num_ctx = 0;
+
+  friend bool operator==(const chat_options&, const chat_options&) = default;
 };
 
 // Body of POST /api/chat.

@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
+#include <spdlog/common.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -519,8 +520,16 @@ daemon_config load_config_file(const std::string& path) {
     config.audit_log = scalar<std::string>(path, root["audit_log"], "audit_log");
   if (root["policy"])
     config.policy_file = scalar<std::string>(path, root["policy"], "policy");
-  if (root["log_level"])
+  if (root["log_level"]) {
     config.log_level = scalar<std::string>(path, root["log_level"], "log_level");
+    // spdlog maps unknown names to "off"; checked here so that the error names the line.
+    if (spdlog::level::from_str(config.log_level) == spdlog::level::off &&
+        config.log_level != "off")
+      fail_at(path, root["log_level"],
+              fmt::format("log_level must be trace, debug, info, warn, error, critical or off, "
+                          "got \"{}\"",
+                          config.log_level));
+  }
   if (root["default_model"])
     config.engine.default_model = scalar<std::string>(path, root["default_model"], "default_model");
   if (auto batch = root["batch"]) {
@@ -665,8 +674,9 @@ void finalize_config(daemon_config& config) {
           "--allow-remote (http.allow_remote: true), and bearer tokens (http.tokens)",
           config.http.listen));
   }
-  if (!config.stdio && config.http.listen.empty())
-    config.stdio = true; // stdio stays the default transport
+  // stdio stays the default transport; a socket passed by systemd means HTTP was chosen.
+  if (!config.stdio && config.http.listen.empty() && config.http.socket_fd < 0)
+    config.stdio = true;
   if (auto problem = price_table_problem(config.pricing))
     throw config_error("pricing: " + *problem);
   if (config.engine.batch_timeout < config.engine.task_timeout)

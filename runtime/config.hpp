@@ -33,6 +33,8 @@ struct backend_config {
   // Models it serves, in addition to those it reports (or instead, with discover: false).
   std::vector<std::string> models;
   bool discover = true;
+
+  friend bool operator==(const backend_config&, const backend_config&) = default;
 };
 
 // One bearer token of the HTTP transport and the agent it authenticates.
@@ -40,6 +42,8 @@ struct http_token_config {
   std::string token;  // the secret itself, resolved from token, token_env or token_file
   std::string agent;  // the identity policy scopes see
   std::string origin; // where it came from, for messages: "tokens[0] (token_env OFFLOAD_T)"
+
+  friend bool operator==(const http_token_config&, const http_token_config&) = default;
 };
 
 struct http_config {
@@ -54,6 +58,9 @@ struct http_config {
   std::chrono::milliseconds sse_retry = defaults::http_sse_retry;
   size_t event_buffer = defaults::http_event_buffer;
   std::vector<http_token_config> tokens;
+  // A listening socket passed by systemd (socket activation: LISTEN_FDS, see runtime/systemd);
+  // -1: none. When set, HTTP is served on it and `listen` is not bound. Not a file key.
+  int socket_fd = -1;
 };
 
 // A listen address as given ("127.0.0.1:8787", "[::1]:0", "localhost:8787"), resolved.
@@ -117,7 +124,8 @@ std::string default_state_dir();
 
 // Fills derived fields (names, parsed URLs, total timeouts, the router's default model, context
 // sizes from num_ctx) and checks the whole (aliases); throws config_error. Adds the default
-// Ollama backend when none is configured.
+// Ollama backend when none is configured. Serves stdio when no transport is chosen (neither
+// stdio, nor http.listen, nor a socket from systemd).
 void finalize_config(daemon_config& config);
 
 } // namespace offload

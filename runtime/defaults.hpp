@@ -66,6 +66,10 @@ inline constexpr auto shutdown_grace = 30s;
 
 // How often STATUS= is refreshed for `systemctl status` when no watchdog sets the pace.
 inline constexpr auto status_interval = 10s;
+// READY=1 waits for the backends' first probes, which the router bounds by probe_timeout; this
+// much more covers the router's own scheduling before start-up reports ready regardless.
+inline constexpr auto ready_wait_slack = 1s;
+
 // -- routing and health --------------------------------------------------------------------------
 
 // A probe is one small GET; every 10 s notices a server going away or coming back within

@@ -32,6 +32,8 @@ struct http_timeouts {
   std::chrono::milliseconds first_token = defaults::first_token_timeout;
   std::chrono::milliseconds idle = defaults::idle_timeout;
   std::chrono::milliseconds total = defaults::task_timeout;
+
+  friend bool operator==(const http_timeouts&, const http_timeouts&) = default;
 };
 
 // Creates the llm_client of one endpoint. `max_idle` bounds the kept-alive connections (the

@@ -12,7 +12,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <iterator>
+#include <system_error>
 
 namespace offload {
 
@@ -297,10 +301,19 @@ http_server::http_server(net::io_context& io, const tcp::endpoint& endpoint,
     , handler_(std::move(handler))
     , error_reply_(std::move(error_reply))
     , connections_(std::make_shared<http_connection_set>()) {
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(net::socket_base::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(net::socket_base::max_listen_connections);
+  if (settings_.listen_fd >= 0) {
+    // Already bound and listening: only its address family is needed to adopt it.
+    sockaddr_storage address{};
+    socklen_t length = sizeof(address);
+    if (::getsockname(settings_.listen_fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+      throw std::system_error(errno, std::generic_category(), "getsockname");
+    acceptor_.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), settings_.listen_fd);
+  } else {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+  }
   local_ = acceptor_.local_endpoint();
 }
 

@@ -39,6 +39,9 @@ struct http_server_settings {
   std::chrono::milliseconds read_timeout{0};
   // Writing one response or stream chunk to a client that does not read.
   std::chrono::milliseconds write_timeout{0};
+  // A TCP socket that already listens (passed by systemd's socket activation), served instead of
+  // binding the endpoint; the server owns it from then on. -1: bind the endpoint.
+  int listen_fd = -1;
 };
 
 class http_connection;
@@ -126,8 +129,8 @@ struct http_connection_set {
 // Destroy it only once its io_context no longer runs: pending accepts refer to it.
 class http_server {
 public:
-  // Binds and listens at once (throws std::system_error when the address cannot be bound);
-  // accepting starts with start().
+  // Binds and listens at once, or adopts settings.listen_fd (throws std::system_error when the
+  // address cannot be bound or the socket cannot be adopted); accepting starts with start().
   http_server(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint,
               http_server_settings settings, http_request_handler handler,
               http_error_builder error_reply);

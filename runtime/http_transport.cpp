@@ -35,18 +35,11 @@ http_transport::impl::impl(net::io_context& io_context, http_transport_settings 
     , settings(std::move(config))
     , spawn(std::move(factory))
     , metrics(std::move(registry))
-    , sweep_timer(io_context) {
-  // A client that reaches us by the bound address (a LAN address with --allow-remote) names
-  // it in Host; it is as legitimate as a loopback name.
-  auto address = settings.listen.address();
-  if (!address.is_loopback() && !address.is_unspecified())
-    settings.allowed_hosts.push_back(address.is_v6() ? fmt::format("[{}]", address.to_string())
-                                                     : address.to_string());
-}
+    , sweep_timer(io_context) {}
 
 void http_transport::impl::open() {
   http_server_settings limits{settings.max_body_bytes, settings.read_timeout,
-                              settings.write_timeout};
+                              settings.write_timeout, settings.listen_fd};
   server.emplace(
       io, settings.listen, limits,
       [this](const http_connection_ptr& connection, http_request&& request) {
@@ -67,6 +60,13 @@ void http_transport::impl::open() {
                 : http_checks::error_body(jsonrpc::internal_error,
                                           "Internal Server Error: see the daemon's log"));
       });
+  // A client that reaches us by the bound address (a LAN address with --allow-remote) names
+  // it in Host; it is as legitimate as a loopback name. (An adopted socket's address is only
+  // known now.)
+  auto address = server->local_endpoint().address();
+  if (!address.is_loopback() && !address.is_unspecified())
+    settings.allowed_hosts.push_back(address.is_v6() ? fmt::format("[{}]", address.to_string())
+                                                     : address.to_string());
 }
 
 void http_transport::impl::count(status code) {

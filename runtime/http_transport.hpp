@@ -27,6 +27,9 @@ namespace offload {
 
 struct http_transport_settings {
   boost::asio::ip::tcp::endpoint listen;
+  // A TCP socket that already listens (socket activation), served instead of binding `listen`;
+  // the transport owns it from then on. -1: bind `listen`.
+  int listen_fd = -1;
   std::vector<std::string> allowed_origins; // besides loopback origins
   std::vector<std::string> allowed_hosts;   // besides loopback names and the bound address
   std::chrono::milliseconds session_idle_timeout{0};
@@ -49,7 +52,8 @@ using http_session_factory = std::function<mcp_session_actor(session_settings, o
 
 class http_transport {
 public:
-  // Binds at once (throws std::system_error if the address is taken or not local).
+  // Binds at once, or adopts settings.listen_fd (throws std::system_error if the address is
+  // taken or not local, or the socket cannot be adopted).
   http_transport(boost::asio::io_context& io, http_transport_settings settings,
                  http_session_factory spawn, metrics::registry_ptr metrics);
   ~http_transport();

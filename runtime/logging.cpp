@@ -82,12 +82,25 @@ bool stderr_is_journal() {
   return expected == stream;
 }
 
-void setup_logging(const std::string& level, const std::string& format) {
+namespace {
+
+spdlog::level::level_enum parse_level(const std::string& level) {
   auto parsed = spdlog::level::from_str(level);
   // from_str maps unknown names to "off"; only accept "off" when it was asked for.
   if (parsed == spdlog::level::off && level != "off")
     throw std::invalid_argument("unknown log level \"" + level +
                                 "\" (use trace, debug, info, warn, error, critical or off)");
+  return parsed;
+}
+
+} // namespace
+
+void set_log_level(const std::string& level) {
+  spdlog::default_logger()->set_level(parse_level(level));
+}
+
+void setup_logging(const std::string& level, const std::string& format) {
+  auto parsed = parse_level(level);
   if (format != "text" && format != "json")
     throw std::invalid_argument("unknown log format \"" + format + "\" (use text or json)");
   auto logger = spdlog::get("offload");

@@ -14,6 +14,10 @@ enum class log_format { text, json };
 // level name (trace, debug, info, warn, error, critical, off) or format name (text, json).
 void setup_logging(const std::string& level, const std::string& format = "text");
 
+// Changes the level of the logger set up above (a configuration reload). Throws
+// std::invalid_argument for an unknown level name.
+void set_log_level(const std::string& level);
+
 // Whether stderr is the journal's stream ($JOURNAL_STREAM names stderr's device and inode).
 bool stderr_is_journal();
 

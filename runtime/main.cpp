@@ -7,6 +7,7 @@
 #include "runtime/fakellm.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/serve.hpp"
+#include "runtime/systemd.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -41,9 +42,10 @@ struct serve_flags {
   bool allow_remote = false;
 };
 
-serve_options build_serve_options(const serve_flags& flags) {
-  serve_options options;
-  auto& config = options.config;
+// The configuration of `offload serve`: the file, then the environment, then the command line.
+// `socket_fd` is the socket systemd passed (socket activation), or -1.
+daemon_config build_serve_config(const serve_flags& flags, int socket_fd) {
+  daemon_config config;
   if (!flags.config_file.empty())
     config = load_config_file(flags.config_file);
   // The environment overrides the file; the command line overrides both.
@@ -86,7 +88,18 @@ serve_options build_serve_options(const serve_flags& flags) {
     config.http.listen = flags.http;
   if (flags.allow_remote)
     config.http.allow_remote = true;
+  config.http.socket_fd = socket_fd;
   finalize_config(config);
+  return config;
+}
+
+serve_options build_serve_options(const serve_flags& flags) {
+  serve_options options;
+  // Taken once, before any thread starts; a reload keeps serving the same socket.
+  int socket_fd = systemd::take_listen_socket().value_or(-1);
+  options.config = build_serve_config(flags, socket_fd);
+  if (!flags.config_file.empty())
+    options.reload_config = [flags, socket_fd] { return build_serve_config(flags, socket_fd); };
   return options;
 }
 

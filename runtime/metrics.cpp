@@ -68,6 +68,15 @@ backend_metrics* registry::backend(std::string_view name) noexcept {
   return nullptr;
 }
 
+size_t registry::healthy_backends() const noexcept {
+  size_t healthy = 0;
+  for (const auto& entry : backends_)
+    if (entry->health.value() == static_cast<int64_t>(backend_health::up) &&
+        entry->breaker.value() == static_cast<int64_t>(breaker_position::closed))
+      ++healthy;
+  return healthy;
+}
+
 counter& registry::http_requests(unsigned status) noexcept {
   for (size_t i = 0; i < http_codes.size(); ++i)
     if (http_codes[i] == status)

@@ -105,6 +105,9 @@ public:
   // The backend's metrics, or null for a name that was not configured. Look it up once and keep
   // the pointer: it stays valid as long as the registry.
   backend_metrics* backend(std::string_view name) noexcept;
+  // Backends whose last probe found them up and whose breaker is closed.
+  size_t healthy_backends() const noexcept;
+  size_t backend_count() const noexcept { return backends_.size(); }
   // A response with this status; codes outside the fixed set count as code="other".
   counter& http_requests(unsigned status) noexcept;
 

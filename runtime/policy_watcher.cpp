@@ -1,43 +1,26 @@
 #include "runtime/policy_watcher.hpp"
 
-#include "runtime/config.hpp"
-
 #include <spdlog/spdlog.h>
-
-#include <csignal>
 
 namespace offload {
 
 policy_watcher::policy_watcher(boost::asio::io_context& io, std::string path,
                                std::chrono::milliseconds poll,
-                               std::function<void(policy_ptr)> publish)
+                               std::function<void(policy_ptr)> changed)
     : path_(std::move(path))
     , poll_(poll)
-    , publish_(std::move(publish))
-    , hangup_(io, SIGHUP)
+    , changed_(std::move(changed))
     , timer_(io) {
   last_stamp_ = stamp();
 }
 
 void policy_watcher::start() {
-  wait_signal();
   wait_poll();
 }
 
 void policy_watcher::stop() {
   stopped_ = true;
-  boost::system::error_code ignored;
-  hangup_.cancel(ignored);
   timer_.cancel();
-}
-
-void policy_watcher::wait_signal() {
-  hangup_.async_wait([this](boost::system::error_code ec, int) {
-    if (ec || stopped_)
-      return;
-    reload("SIGHUP");
-    wait_signal();
-  });
 }
 
 void policy_watcher::wait_poll() {
@@ -45,25 +28,25 @@ void policy_watcher::wait_poll() {
   timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopped_)
       return;
-    auto now = stamp();
-    if (now != last_stamp_)
-      reload("the file changed");
+    if (stamp() != last_stamp_)
+      if (auto loaded = read("the file changed"); loaded.policy)
+        changed_(loaded.policy);
     wait_poll();
   });
 }
 
-void policy_watcher::reload(const char* why) {
+loaded_policy policy_watcher::read(const char* why) {
   last_stamp_ = stamp();
   auto loaded = load_policy_file(path_);
   if (!loaded.policy) {
     for (const auto& error : loaded.errors)
       spdlog::error("policy reload ({}) rejected, the previous policy stays: {}", why, error);
-    return;
+    return loaded;
   }
   for (const auto& warning : loaded.warnings)
     spdlog::warn("policy: {}", warning);
   spdlog::info("policy {} reloaded ({})", path_, why);
-  publish_(loaded.policy);
+  return loaded;
 }
 
 std::pair<std::filesystem::file_time_type, std::uintmax_t> policy_watcher::stamp() const {

@@ -1,9 +1,9 @@
 #include "runtime/serve.hpp"
 
 #include "runtime/http_admin.hpp"
-#include "runtime/http_transport.hpp"
+#include "runtime/http_listen.hpp"
 #include "runtime/metrics.hpp"
-#include "runtime/policy_watcher.hpp"
+#include "runtime/reload.hpp"
 #include "runtime/stdio_transport.hpp"
 #include "runtime/systemd.hpp"
 
@@ -18,6 +18,8 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -72,30 +74,32 @@ private:
   bool requested_ = false;
 };
 
-http_transport_settings make_http_settings(const http_config& http) {
-  auto address = parse_listen_address(http.listen);
-  http_transport_settings out;
-  out.listen = {asio::ip::make_address(address.ip), address.port};
-  out.allowed_origins = http.allowed_origins;
-  out.allowed_hosts = http.allowed_hosts;
-  out.session_idle_timeout = http.session_idle_timeout;
-  out.max_sessions = http.max_sessions;
-  out.max_body_bytes = http.max_body_bytes;
-  out.max_inflight_per_session = http.max_inflight_per_session;
-  out.sse_retry = http.sse_retry;
-  out.event_buffer = http.event_buffer;
-  out.event_buffer_bytes = defaults::http_event_buffer_bytes;
-  out.read_timeout = defaults::http_read_timeout;
-  out.write_timeout = defaults::http_write_timeout;
-  auto tokens = std::make_shared<http_checks::token_table>();
-  for (const auto& entry : http.tokens) {
-    try {
-      tokens->add(entry.token, entry.agent);
-    } catch (const std::invalid_argument& e) {
-      throw config_error(entry.origin + ": " + e.what());
-    }
-  }
-  out.tokens = std::move(tokens);
+// What READY=1 says about the backends, once the router's first round of health probes and model
+// discoveries has answered or timed out: the router bounds each by probe_timeout, and the wait
+// here, from this thread, is bounded too.
+std::string await_backends(caf::actor_system& sys, const router_actor& router,
+                           const router_settings& routing) {
+  auto wait = routing.probe_timeout + defaults::ready_wait_slack;
+  std::string out;
+  caf::scoped_actor self{sys};
+  self->request(router, wait, router_ready_atom_v)
+      .receive(
+          [&](router_status& status) {
+            auto healthy = std::count_if(
+                status.backends.begin(), status.backends.end(), [](const backend_status& b) {
+                  return b.health == probe_status::up && b.breaker == breaker_state::closed;
+                });
+            out = routing.health_interval.count() == 0
+                      ? fmt::format("{} backend(s), health probes off", status.backends.size())
+                      : fmt::format("{} of {} backend(s) healthy", healthy, status.backends.size());
+            spdlog::info("backends probed: {}", out);
+          },
+          [&](caf::error& err) {
+            out = "backends not probed yet";
+            spdlog::warn("the backends' first health probes did not finish within {} ms ({}); "
+                         "reporting ready anyway",
+                         wait.count(), caf::to_string(err));
+          });
   return out;
 }
 
@@ -144,35 +148,19 @@ int run_serve(const serve_options& options) {
   usage_context usage;
   stop_latch latch;
 
-  // Bound before any actor exists, so that a taken port ends the start-up cleanly.
+  // Bound (or adopted from systemd) before any actor exists, so that a taken port ends the
+  // start-up cleanly.
   std::optional<http_transport> http;
-  if (!config.http.listen.empty()) {
-    auto settings = make_http_settings(config.http);
-    bool authenticated = !settings.tokens->empty();
-    auto spawn_session = [&sys, &router, &engine, &current_policy, &usage](session_settings session,
-                                                                           output_sink sink) {
-      session.server_version = version_string;
-      return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
-                               current_policy, usage);
-    };
-    try {
-      http.emplace(io, std::move(settings), spawn_session, metrics);
-    } catch (const std::system_error& e) {
-      throw config_error(
-          fmt::format("cannot listen on {}: {}", config.http.listen, e.code().message()));
-    }
-    auto bound = http->local_endpoint();
-    auto host = bound.address().is_v6() ? fmt::format("[{}]", bound.address().to_string())
-                                        : bound.address().to_string();
-    // A fixed line on stderr, whatever the log level, so that scripts and tests find the port.
-    std::fprintf(stderr, "listening on http://%s:%u/mcp\n", host.c_str(),
-                 static_cast<unsigned>(bound.port()));
-    std::fflush(stderr);
-    if (!bound.address().is_loopback() && !authenticated)
-      spdlog::warn("http: serving {} beyond this machine without authentication: anyone who "
-                   "can reach it can use the backends; configure http.tokens",
-                   config.http.listen);
-  }
+  if (wants_http(config.http))
+    open_http_transport(
+        http, io, config.http,
+        [&sys, &router, &engine, &current_policy, &usage](session_settings session,
+                                                          output_sink sink) {
+          session.server_version = version_string;
+          return spawn_mcp_session(sys, std::move(session), std::move(sink), router, engine,
+                                   current_policy, usage);
+        },
+        metrics);
 
   // Opened before any thread starts, so a bad path ends the start-up cleanly.
   if (policy_snapshot || config.ledger_enabled) {
@@ -280,7 +268,7 @@ int run_serve(const serve_options& options) {
         return;
       if (++signals_seen == 1) {
         spdlog::info("received signal {}; draining: running calls may finish within {} ms", signal,
-                     config.engine.shutdown_grace.count());
+                     engine->shutdown_grace.count());
         latch.request();
       } else {
         spdlog::warn("received signal {} again; cancelling running calls now", signal);
@@ -296,39 +284,30 @@ int run_serve(const serve_options& options) {
                : http               ? "HTTP"
                                     : "stdio",
                config.engine.default_model);
-  // Reloads swap the snapshot for calls from then on; running calls keep the one they started
-  // with. A daemon started without a policy has nothing to reload.
-  std::optional<policy_watcher> watcher;
-  if (policy_snapshot) {
-    watcher.emplace(io, config.policy_file, defaults::policy_poll_interval, [&](policy_ptr fresh) {
-      systemd::notify("RELOADING=1\nSTATUS=reloading the policy");
-      current_policy.policy = fresh;
-      if (stdio_session)
-        caf::anon_send(stdio_session, new_policy_atom_v, fresh);
-      if (http)
-        http->for_each_session([&](const mcp_session_actor& session) {
-          caf::anon_send(session, new_policy_atom_v, fresh);
-        });
-      systemd::notify("READY=1\nSTATUS=policy reloaded");
-    });
-    asio::post(io, [&watcher] { watcher->start(); });
-  }
-  // SIGHUP must never end the daemon (its default action), even with nothing to reload.
-  asio::signal_set hangup{io};
-  std::function<void()> ignore_hangup = [&] {
-    hangup.async_wait([&](boost::system::error_code ec, int) {
-      if (ec)
-        return;
-      systemd::notify("RELOADING=1");
-      spdlog::info("SIGHUP: no policy file configured, nothing to reload");
-      systemd::notify("READY=1");
-      ignore_hangup();
-    });
+  // SIGHUP reloads the configuration and the policy (runtime/reload): new snapshots for calls
+  // from then on, handed to the sessions on the I/O thread, where HTTP sessions are spawned too.
+  reloader::hooks reload_hooks;
+  reload_hooks.read_config = options.reload_config;
+  reload_hooks.publish_engine = [&](engine_settings_ptr fresh) {
+    engine = fresh;
+    if (stdio_session)
+      caf::anon_send(stdio_session, new_engine_atom_v, fresh);
+    if (http)
+      http->for_each_session([&](const mcp_session_actor& session) {
+        caf::anon_send(session, new_engine_atom_v, fresh);
+      });
   };
-  if (!policy_snapshot) {
-    hangup.add(SIGHUP);
-    asio::post(io, ignore_hangup);
-  }
+  reload_hooks.publish_policy = [&](policy_ptr fresh) {
+    current_policy.policy = fresh;
+    if (stdio_session)
+      caf::anon_send(stdio_session, new_policy_atom_v, fresh);
+    if (http)
+      http->for_each_session([&](const mcp_session_actor& session) {
+        caf::anon_send(session, new_policy_atom_v, fresh);
+      });
+  };
+  reloader reloads{io, config, engine, std::move(reload_hooks)};
+  asio::post(io, [&reloads] { reloads.start(); });
   std::thread io_thread{[&io] { io.run(); }};
   if (http)
     asio::post(io, [&http] {
@@ -338,29 +317,40 @@ int run_serve(const serve_options& options) {
   if (stdio)
     stdio->start(stdio_session);
 
-  // systemd: ready once the transports listen; then a pulse on the actor system's own scheduler
-  // sends WATCHDOG=1 (when WatchdogSec= is set) and live figures, so that a wedged scheduler
-  // stops the pings and systemd restarts the daemon.
+  // systemd: READY=1 once the transports listen and the router has heard from every backend
+  // (or given up on it); from now on a pulse on the actor system's own scheduler sends
+  // WATCHDOG=1 (when WatchdogSec= is set) and live figures, so that a wedged scheduler stops the
+  // pings and systemd restarts the daemon.
   {
     std::promise<void> listening;
     auto started = listening.get_future();
     asio::post(io, [&] { listening.set_value(); });
     started.wait();
   }
-  auto status_line = [&metrics, backend_count = config.backends.size()] {
-    return fmt::format("STATUS={} session(s), {} call(s) in flight, {} backend(s)",
+  auto status_line = [&metrics](const std::string& backends) {
+    return fmt::format("STATUS={} session(s), {} call(s) in flight, {}",
                        metrics->sessions(metrics::transport_kind::stdio).value() +
                            metrics->sessions(metrics::transport_kind::http).value(),
-                       metrics->inflight_calls().value(), backend_count);
+                       metrics->inflight_calls().value(), backends);
   };
-  systemd::notify("READY=1\n" + status_line());
+  auto ready = std::make_shared<std::atomic<bool>>(false);
   auto watchdog = systemd::watchdog_interval();
   auto pulse_every = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
                               : std::chrono::milliseconds{defaults::status_interval};
-  auto pulse = spawn_pulse(sys, std::max(pulse_every, std::chrono::milliseconds{10}),
-                           [status_line, watchdog = watchdog.has_value()] {
-                             systemd::notify((watchdog ? "WATCHDOG=1\n" : "") + status_line());
-                           });
+  auto pulse = spawn_pulse(
+      sys, std::max(pulse_every, std::chrono::milliseconds{10}),
+      [status_line, ready, watchdog = watchdog.has_value(), metrics,
+       probes = config.routing.health_interval.count() > 0] {
+        auto backends = probes ? fmt::format("{} of {} backend(s) healthy",
+                                             metrics->healthy_backends(), metrics->backend_count())
+                               : fmt::format("{} backend(s)", metrics->backend_count());
+        systemd::notify(
+            (watchdog ? "WATCHDOG=1\n" : "") +
+            (ready->load() ? status_line(backends) : "STATUS=starting: probing the backends"));
+      });
+  auto probed = await_backends(sys, router, config.routing);
+  ready->store(true);
+  systemd::notify("READY=1\n" + status_line(probed));
 
   latch.wait();
   systemd::notify("STOPPING=1\nSTATUS=draining: finishing running calls");
@@ -433,8 +423,7 @@ int run_serve(const serve_options& options) {
   work.reset();
   io.stop();
   io_thread.join();
-  if (watcher)
-    watcher->stop();
+  reloads.stop();
   spdlog::info("offload stopped");
   return 0;
 }

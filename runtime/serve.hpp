@@ -3,6 +3,7 @@
 
 #include "runtime/config.hpp"
 
+#include <functional>
 #include <string>
 
 namespace offload {
@@ -10,6 +11,9 @@ namespace offload {
 struct serve_options {
   daemon_config config;
   size_t max_message_bytes = defaults::max_message_bytes;
+  // Reads the configuration again as `config` was read (file, environment, command line), for a
+  // reload (SIGHUP); throws config_error. Empty: there is no file to read again.
+  std::function<daemon_config()> reload_config;
 };
 
 // Runs until the transport closes (EOF on stdin) or SIGINT/SIGTERM; returns the exit code.

@@ -13,6 +13,8 @@ struct http_target {
   std::string base_path; // "" or "/prefix" (no trailing slash); API paths are appended
   // The URL without a trailing slash, for messages and default backend names.
   std::string display() const { return "http://" + host + ":" + port + base_path; }
+
+  friend bool operator==(const http_target&, const http_target&) = default;
 };
 
 // Parses an http:// base URL. On failure returns nullopt and sets `error` to say why.

@@ -264,6 +264,24 @@ CAF_TEST(a batch call answers with text and structured content) {
   CAF_CHECK_NOT_EQUAL(text.find("Summary: 1 of 2 tasks succeeded"), std::string::npos);
 }
 
+CAF_TEST(reloaded engine settings apply to the calls that follow) {
+  initialize();
+  auto three = json{{"tasks", {{{"task", "a"}}, {{"task", "b"}}, {{"task", "c"}}}}};
+  CAF_CHECK(!call(1, "batch_offload", three)["result"]["isError"].get<bool>());
+  auto reloaded = std::make_shared<engine_settings>(*test_settings(5s, 60s));
+  reloaded->limits.max_tasks = 2;
+  reloaded->default_model = "other-model";
+  self->send(aut, new_engine_atom_v, engine_settings_ptr{reloaded});
+  consume_messages();
+  auto refused = call(2, "batch_offload", three);
+  CAF_CHECK(refused["result"]["isError"].get<bool>());
+  auto text = refused["result"]["content"][0]["text"].get<std::string>();
+  CAF_CHECK_NOT_EQUAL(text.find("the limit is 2 per batch"), std::string::npos);
+  auto one_task = call(3, "offload_work", json{{"task", "d"}});
+  CAF_CHECK_EQUAL(one_task["result"]["structuredContent"]["tasks"][0]["model"].get<std::string>(),
+                  "other-model");
+}
+
 CAF_TEST(when every task fails the result is an error) {
   initialize();
   auto reply = call(8, "offload_work", json{{"task", "fail please"}});

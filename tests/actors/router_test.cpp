@@ -181,6 +181,19 @@ struct fixture : test_coordinator_fixture<> {
     consume_messages();
   }
 
+  // Asks whether the first round of probes and discoveries is done; the answer, or nullopt
+  // while the router holds the request back.
+  std::optional<router_status> try_ready() {
+    auto handle = self->request(aut, caf::infinite, router_ready_atom_v);
+    consume_messages();
+    if (self->mailbox().empty())
+      return std::nullopt;
+    std::optional<router_status> out;
+    handle.receive([&](router_status& s) { out = std::move(s); },
+                   [](caf::error& e) { CAF_FAIL("no readiness: " << caf::to_string(e)); });
+    return out;
+  }
+
   router_status status() {
     auto handle = self->request(aut, caf::infinite, router_status_atom_v);
     consume_messages();
@@ -460,6 +473,53 @@ CAF_TEST(attempts abandoned by their task count neither for nor against a backen
   CAF_CHECK_EQUAL(s.backends[0].outstanding, 0u);
   CAF_CHECK_EQUAL(s.backends[0].failures, 0u);
   CAF_CHECK_EQUAL(s.backends[0].successes, 0u);
+}
+
+CAF_TEST(readiness waits for every backends first probe and discovery) {
+  auto ollama = endpoint("ollama", {"a"});
+  endpoints["ollama"]->hold_lists = true;
+  endpoints["ollama"]->probe_ok = false;
+  start({ollama, endpoint("openai", {"c"})});
+  // The probes answered (one of them down), but one model list is still on its way.
+  auto handle = self->request(aut, caf::infinite, router_ready_atom_v);
+  consume_messages();
+  CAF_CHECK(self->mailbox().empty());
+  for (const auto& b : status().backends)
+    self->send(b.handle, admin_done_atom_v, uint64_t{0}, admin_result{});
+  consume_messages();
+  CAF_REQUIRE(!self->mailbox().empty());
+  handle.receive(
+      [](router_status& s) {
+        CAF_REQUIRE_EQUAL(s.backends.size(), 2u);
+        CAF_CHECK(s.backends[0].health == probe_status::down);
+        CAF_CHECK(s.backends[1].health == probe_status::up);
+        CAF_CHECK(s.backends[0].models_known);
+      },
+      [](caf::error& e) { CAF_FAIL("no readiness: " << caf::to_string(e)); });
+  // Later requests are answered at once.
+  CAF_CHECK(try_ready().has_value());
+}
+
+CAF_TEST(a first discovery that times out counts as done for readiness) {
+  auto slow = endpoint("slow", {"a"});
+  endpoints["slow"]->hold_lists = true;
+  start({slow});
+  auto handle = self->request(aut, caf::infinite, router_ready_atom_v);
+  consume_messages();
+  CAF_CHECK(self->mailbox().empty());
+  wait(5s); // probe_timeout
+  CAF_REQUIRE(!self->mailbox().empty());
+  handle.receive([](router_status& s) { CAF_CHECK(!s.backends[0].models_known); },
+                 [](caf::error& e) { CAF_FAIL("no readiness: " << caf::to_string(e)); });
+}
+
+CAF_TEST(with probes and discovery off the router is ready at once) {
+  auto s = settings();
+  s.health_interval = 0s;
+  s.discovery_interval = 0s;
+  start({endpoint("one", {}, {"m"})}, s);
+  CAF_CHECK(try_ready().has_value());
+  CAF_CHECK_EQUAL(endpoints["one"]->probes, 0);
 }
 
 CAF_TEST(without backends every task fails with no_backend) {

@@ -529,12 +529,27 @@ export async function startRawServer({ fake, args = [] }) {
 
 // Starts `offload serve --http 127.0.0.1:0 --backend ollama=<fake> ...args` and waits for its
 // "listening on http://127.0.0.1:PORT/mcp" line on stderr. `env` is added to the environment.
-export async function startHttpServer({ fake, args = [], env = {} } = {}) {
+// `http: null` leaves --http out. `listenFd` socket-activates the server as systemd does: that
+// listening socket becomes its fd 3, with LISTEN_FDS=1 and LISTEN_PID set to the server's own PID
+// (which only the shell that execs it knows, as $$).
+export async function startHttpServer({ fake, args = [], env = {}, http = '127.0.0.1:0', listenFd } = {}) {
   assertBinary();
-  const argv = ['serve', '--http', '127.0.0.1:0', ...(fake ? ['--backend', `ollama=${fake.url}`] : []), ...args];
+  const argv = ['serve', ...(http ? ['--http', http] : []), ...(fake ? ['--backend', `ollama=${fake.url}`] : []), ...args];
   if (SERVE_LOG_LEVEL) argv.push('--log-level', SERVE_LOG_LEVEL);
   // stdin stays an open pipe that nobody writes: without --stdio the server must not read it.
-  const child = spawn(OFFLOAD_BIN, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const stdio = ['pipe', 'pipe', 'pipe'];
+  let command = OFFLOAD_BIN;
+  let commandArgs = argv;
+  let childEnv = { ...process.env, ...env };
+  delete childEnv.LISTEN_FDS;
+  delete childEnv.LISTEN_PID;
+  if (listenFd !== undefined) {
+    stdio.push(listenFd);
+    command = '/bin/sh';
+    commandArgs = ['-c', 'export LISTEN_PID=$$; exec "$0" "$@"', OFFLOAD_BIN, ...argv];
+    childEnv = { ...childEnv, LISTEN_FDS: '1' };
+  }
+  const child = spawn(command, commandArgs, { stdio, env: childEnv });
   live.add(child);
   const exited = exitPromise(child);
   exited.then(() => live.delete(child));
@@ -576,6 +591,8 @@ export async function startHttpServer({ fake, args = [], env = {} } = {}) {
     base: url.replace(/\/mcp$/, ''),
     pid: child.pid,
     stdout: () => String(stdout),
+    // What the server has written to stderr so far (its log).
+    stderr: () => String(stderr),
     logs: describe,
     // SIGTERM, then the exit status ({ code, signal, timedOut }).
     async stop() {

@@ -145,6 +145,9 @@ CAF_TEST(bad values are errors naming the field) {
   CAF_CHECK_NOT_EQUAL(load_error("backends:\n  - url: http://x\n    kind: vllm\n").find("vllm"),
                       std::string::npos);
   CAF_CHECK_NOT_EQUAL(load_error("batch: [\n").find(":"), std::string::npos);
+  // Checked when read (not only when logging starts), so that a reload names the line too.
+  auto level = load_error("default_model: m\nlog_level: chatty\n");
+  CAF_CHECK_NOT_EQUAL(level.find(":2: log_level must be"), std::string::npos);
 }
 
 CAF_TEST(urls must be http) {
@@ -255,6 +258,11 @@ CAF_TEST(stdio stays the default transport) {
   both.http.listen = "127.0.0.1:0";
   finalize_config(both);
   CAF_CHECK(both.stdio);
+  // A socket passed by systemd means HTTP was chosen: no stdio unless asked for.
+  daemon_config activated;
+  activated.http.socket_fd = 3;
+  finalize_config(activated);
+  CAF_CHECK(!activated.stdio);
 }
 
 CAF_TEST(http token errors name the entry but never the token) {

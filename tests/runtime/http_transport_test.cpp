@@ -88,6 +88,7 @@ scripted_session(mcp_session_actor::stateful_pointer<scripted_session_state> sel
       },
       [self](mcp_eof_atom) { self->quit(); },
       [](new_policy_atom, policy_ptr&) {},
+      [](new_engine_atom, engine_settings_ptr&) {},
       [](progress_atom, uint64_t, size_t, size_t) {},
       [](heartbeat_atom, uint64_t) {},
       [](tool_progress_atom, uint64_t, double, double, std::string&) {},
@@ -217,6 +218,22 @@ CAF_TEST(initialize answers with JSON and a fresh session id) {
   CAF_CHECK_EQUAL(body["result"]["protocolVersion"], "2025-06-18");
   CAF_CHECK_NOT_EQUAL(initialize(), id);
   CAF_CHECK_EQUAL(transport->session_count(), 2u);
+}
+
+CAF_TEST(a socket that already listens is adopted instead of binding) {
+  // As systemd passes it for socket activation: bound and listening before the daemon starts.
+  net::io_context elsewhere;
+  net::ip::tcp::acceptor passed{elsewhere, {net::ip::make_address("127.0.0.1"), 0}};
+  auto passed_port = passed.local_endpoint().port();
+  int fd = passed.release();
+  start([fd](http_transport_settings& s) {
+    s.listen_fd = fd;
+    s.listen = {net::ip::make_address("127.0.0.1"), 1}; // not bound when a socket is given
+  });
+  CAF_CHECK_EQUAL(port, passed_port);
+  CAF_CHECK_EQUAL(transport->local_endpoint().address().to_string(), "127.0.0.1");
+  initialize();
+  CAF_CHECK_EQUAL(exchange("GET", "/healthz", {}).result_int(), 200u);
 }
 
 CAF_TEST(a failed initialize leaves no session behind) {
