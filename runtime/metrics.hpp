@@ -11,7 +11,9 @@
 //   offload_backend_request_seconds{backend}  histogram  one LLM exchange, start to end
 //   offload_backend_queue_depth{backend}      gauge      requests waiting for a backend slot
 //   offload_http_requests_total{code}         counter    HTTP responses by status code
+//   offload_chaos_events_total{kind}          counter    faults injected on purpose (chaos:)
 
+#include "protocol/chaos.hpp"
 #include "protocol/errors.hpp"
 
 #include <array>
@@ -91,6 +93,8 @@ public:
   backend_metrics* backend(std::string_view name) noexcept;
   // A response with this status; codes outside the fixed set count as code="other".
   counter& http_requests(unsigned status) noexcept;
+  // A fault chaos testing injected (kill_task, delay_message, crash_backend).
+  counter& chaos_events(chaos::fault kind) noexcept;
 
   // Prometheus text exposition format 0.0.4, every family with HELP and TYPE, every known label
   // value present (zeros included, so that rate() sees a series from the start).
@@ -107,6 +111,7 @@ private:
   std::array<counter, 256> tasks_; // indexed by errc's value; only named codes are rendered
   std::vector<std::unique_ptr<backend_metrics>> backends_;
   std::array<counter, http_codes.size() + 1> http_requests_; // last: "other"
+  std::array<counter, chaos::all_faults.size()> chaos_events_;
 };
 
 using registry_ptr = std::shared_ptr<registry>;

@@ -3,6 +3,8 @@
 
 #include "runtime/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <sstream>
 #include <thread>
 
@@ -36,7 +38,7 @@ CAF_TEST(every family is rendered with help and type even before any update) {
   auto text = r.render();
   for (auto family : {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
                       "offload_backend_request_seconds", "offload_backend_queue_depth",
-                      "offload_http_requests_total"})
+                      "offload_http_requests_total", "offload_chaos_events_total"})
     CHECK_CASE(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos,
                "no TYPE line for " << family);
   CAF_CHECK(has_line(text, "# TYPE offload_backend_request_seconds histogram"));
@@ -48,6 +50,9 @@ CAF_TEST(every family is rendered with help and type even before any update) {
   CAF_CHECK(text.find("outcome=\"unknown\"") == std::string::npos);
   CAF_CHECK(has_line(text, "offload_http_requests_total{code=\"other\"} 0"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"ollama@127.0.0.1:11434\"} 0"));
+  for (auto kind : {"kill_task", "delay_message", "crash_backend"})
+    CHECK_CASE(has_line(text, fmt::format("offload_chaos_events_total{{kind=\"{}\"}} 0", kind)),
+               kind);
   CAF_CHECK(text.back() == '\n');
 }
 
@@ -62,6 +67,7 @@ CAF_TEST(updates show in the rendered text) {
   r.http_requests(404).inc();
   r.http_requests(418).inc(); // outside the fixed set
   r.backend("b")->queue_depth.set(4);
+  r.chaos_events(chaos::fault::crash_backend).inc(2);
   CAF_CHECK(r.backend("c") == nullptr);
   auto text = r.render();
   CAF_CHECK(has_line(text, "offload_sessions{transport=\"http\"} 2"));
@@ -73,6 +79,8 @@ CAF_TEST(updates show in the rendered text) {
   CAF_CHECK(has_line(text, "offload_http_requests_total{code=\"other\"} 1"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"a\"} 0"));
   CAF_CHECK(has_line(text, "offload_backend_queue_depth{backend=\"b\"} 4"));
+  CAF_CHECK(has_line(text, "offload_chaos_events_total{kind=\"crash_backend\"} 2"));
+  CAF_CHECK(has_line(text, "offload_chaos_events_total{kind=\"kill_task\"} 0"));
 }
 
 CAF_TEST(histograms count into cumulative buckets) {
