@@ -27,9 +27,11 @@ function delay(ms) {
 }
 
 // The daemon serves MCP on stdio (so that call numbers, and with them the chaos decisions, follow
-// the order the calls are sent in) and HTTP for /metrics.
+// the order the calls are sent in) and HTTP for /metrics. It logs at warn level (the chaos events
+// and what they cause), unless OFFLOAD_E2E_LOG_LEVEL asks for another.
 async function startChaosDaemon() {
-  const server = await startServer({ fake, args: ['--config', CONFIG, '--http', '127.0.0.1:0', '--log-level', 'warn'] });
+  const level = process.env.OFFLOAD_E2E_LOG_LEVEL ? [] : ['--log-level', 'warn'];
+  const server = await startServer({ fake, args: ['--config', CONFIG, '--http', '127.0.0.1:0', ...level] });
   for (let waited = 0; waited < 5000; waited += 50) {
     const m = /listening on (http:\/\/\S+)\/mcp/.exec(server.stderr());
     if (m) return { server, base: m[1] };
@@ -119,12 +121,14 @@ test(`${BATCHES} concurrent batches under chaos: every task ok or a clear error,
     assert.ok(counted.delay_message > 0, JSON.stringify(counted));
     assert.ok(counted.crash_backend > 0, JSON.stringify(counted));
     // Every injected event is in the log, and the router restarted the backend after each crash.
+    // (Counted only while the kept tail of the log is complete, which it is at --log-level warn.)
     const log = server.stderr();
     const lines = (re) => log.split('\n').filter((l) => re.test(l)).length;
-    assert.equal(lines(/chaos: killed task \d+ of batch stdio\/\d+/), counted.kill_task);
-    assert.equal(lines(/chaos: delayed the request of task \d+ of batch stdio\/\d+/), counted.delay_message);
-    assert.equal(lines(/chaos: crashed backend /), counted.crash_backend);
-    assert.equal(lines(/backend ollama@\S+ stopped .*; restarting it/), counted.crash_backend);
+    const expect = (re, n) => (log.startsWith('listening on') ? assert.equal(lines(re), n) : assert.ok(lines(re) > 0));
+    expect(/chaos: killed task \d+ of batch stdio\/\d+/, counted.kill_task);
+    expect(/chaos: delayed the request of task \d+ of batch stdio\/\d+/, counted.delay_message);
+    expect(/chaos: crashed backend /, counted.crash_backend);
+    expect(/backend ollama@\S+ stopped .*; restarting it/, counted.crash_backend);
 
     // Still serving: ping, and a call after the storm (which chaos may hit too, but answers).
     await server.ping();
