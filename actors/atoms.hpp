@@ -22,6 +22,9 @@ using route_atom = caf::atom_constant<caf::atom("route")>; // task -> router: pi
 inline constexpr route_atom route_atom_v{};
 using retry_atom = caf::atom_constant<caf::atom("retry")>; // task -> itself after a backoff
 inline constexpr retry_atom retry_atom_v{};
+// task -> itself: send the request that chaos held back (delay_message)
+using chaos_send_atom = caf::atom_constant<caf::atom("chaos_send")>;
+inline constexpr chaos_send_atom chaos_send_atom_v{};
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>; // stop a batch, answering for it
 inline constexpr cancel_atom cancel_atom_v{};
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>; // backend: expire waiting requests

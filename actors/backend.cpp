@@ -6,7 +6,8 @@
 // timed out, batch cancelled) is noticed through a monitor: its queued request is dropped and its
 // running exchange aborted, so no slot is ever spent on an answer nobody will read. If the actor
 // itself fails, every requester is answered with backend_unavailable before it goes, so that tasks
-// can fail over instead of waiting for their deadline.
+// can fail over instead of waiting for their deadline. With chaos on, it crashes on purpose as it
+// accepts a request now and then (chaos.crash_backend), so that exactly this is exercised.
 //
 // The backend also owns its endpoint's management requests (endpoint_admin): health probes and
 // model lists for the router, loaded models, preloads and pulls for the model tools. They do not
@@ -20,6 +21,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <stdexcept>
 #include <unordered_map>
 
 namespace offload {
@@ -171,6 +173,20 @@ admin_result unsupported(const backend_pointer self, std::string_view what) {
   return result;
 }
 
+// Chaos: the actor crashes as it accepts `request`, as it would on a bug: the exception handler
+// answers every other requester with backend_unavailable, the router restarts the backend, and
+// the requester of `request` notices through its monitor (all of them retry).
+[[noreturn]] void crash_on_purpose(backend_pointer self, const llm_request& request) {
+  auto& st = self->state;
+  spdlog::warn("chaos: crashed backend {} as it accepted the request of task {} (attempt {}); "
+               "the router restarts it",
+               st.settings.name, request.trace_id, request.attempt);
+  if (st.settings.chaos_crashes)
+    st.settings.chaos_crashes->inc();
+  throw std::runtime_error(fmt::format("chaos: crashed on purpose (chaos.crash_backend is {})",
+                                       st.settings.chaos.crash_backend));
+}
+
 backend_actor::behavior_type backend(backend_pointer self, backend_settings settings,
                                      std::shared_ptr<llm_client> client,
                                      std::shared_ptr<endpoint_admin> admin) {
@@ -207,6 +223,9 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
   return {
       [self](generate_atom, llm_request_ptr& request) -> caf::result<llm_reply> {
         auto& st = self->state;
+        if (chaos::strikes(st.settings.chaos, chaos::fault::crash_backend, request->trace_id,
+                           request->attempt))
+          crash_on_purpose(self, *request);
         auto free_slot = st.running.size() < st.settings.max_concurrency && st.queue.empty();
         if (!free_slot && st.queue.size() >= st.settings.max_queue)
           return to_caf_error({errc::queue_full,

@@ -228,6 +228,14 @@ batch_coordinator(coordinator_pointer self, batch_spec_ptr spec, engine_settings
       return;
     auto index = it->second.first;
     st.running.erase(it);
+    // Killed on purpose by chaos testing: the task's exit reason says so, and how.
+    if (auto killed = from_caf_error(msg.reason); killed.code == errc::task_killed) {
+      task_result r;
+      r.status = task_status::error;
+      r.error = std::move(killed);
+      record(self, index, std::move(r));
+      return;
+    }
     // The task died without reporting: an exception, a kill, or a bug. That is its result.
     record(self, index,
            failed(errc::task_crashed,

@@ -35,6 +35,8 @@ struct llm_request {
   // Per-call overrides of the backend's timeouts; zero means the backend's configured value.
   std::chrono::milliseconds first_token_timeout{0};
   std::chrono::milliseconds idle_timeout{0};
+  // Which attempt of its task this is (1: the first), for the logs and chaos decisions.
+  uint32_t attempt = 1;
 };
 using llm_request_ptr = std::shared_ptr<const llm_request>;
 

@@ -4,6 +4,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/sqlite_db.hpp"
+#include "protocol/chaos.hpp"
 #include "protocol/guards.hpp"
 #include "protocol/model_tools.hpp"
 #include "runtime/defaults.hpp"
@@ -62,6 +63,9 @@ struct engine_settings {
   // A fixture profile (only "conformance": the official MCP conformance suite's test tools,
   // resources and prompts); empty in production.
   std::string profile;
+  // Faults injected on purpose (off by default): tasks kill themselves while their first request
+  // runs (kill_task) and hold their requests back (delay_message); counted in `metrics`.
+  chaos::settings chaos;
 };
 
 // Wall-clock source of the policy counters' windows (UTC-aligned) and of the usage ledger's
@@ -141,6 +145,10 @@ struct backend_settings {
   std::chrono::milliseconds aging = defaults::backend_aging;
   // This backend's latency histogram and queue gauge in /metrics; null: not measured.
   metrics::backend_metrics* metrics = nullptr;
+  // Chaos (off by default): with probability chaos.crash_backend the actor crashes as it accepts
+  // a request, counted in `chaos_crashes` (may be null).
+  chaos::settings chaos{};
+  metrics::counter* chaos_crashes = nullptr;
 };
 
 // The management side of one endpoint: health, the models it has, loading and downloading

@@ -3,7 +3,8 @@
 // its coordinator before it quits. Retryable failures (a busy, loading, unreachable or restarting
 // server) are tried again after a jittered exponential backoff that honours Retry-After, on
 // another backend when there is one, for as long as attempts and the deadline allow. Whatever
-// goes wrong becomes that task's result, never the batch's.
+// goes wrong becomes that task's result, never the batch's. With chaos on (protocol/chaos.hpp), a
+// task may hold its request back for a while, or kill itself once its first request is on its way.
 
 #include "actors/spawn.hpp"
 
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <random>
 
 namespace offload {
@@ -72,6 +74,10 @@ struct task_state {
   std::string backend_name;
   attempt_ticket ticket;
   bool waiting = false; // an attempt's request is outstanding
+  // Chaos: this task is killed once its first request is on its way (chaos.kill_task).
+  bool doomed = false;
+  // Chaos: the route of the current attempt while its request is held back (delay_message).
+  std::optional<route> held;
   std::minstd_rand rng; // retry jitter, seeded per task for repeatable runs
   std::vector<std::string> warnings;
   guard_verdict guard;
@@ -208,13 +214,43 @@ void handle_caf_error(task_pointer self, const caf::error& err) {
   handle_failure(self, std::move(error), backend);
 }
 
+// The batch a task belongs to, for logs: its trace id without the task's index.
+std::string_view batch_of(const std::string& trace_id) {
+  std::string_view id{trace_id};
+  return id.substr(0, id.rfind('/'));
+}
+
+void count_chaos(task_pointer self, chaos::fault kind) {
+  if (self->state.settings->metrics)
+    self->state.settings->metrics->chaos_events(kind).inc();
+}
+
+// Chaos: the task dies with task_killed as its exit reason, while its request is with the backend
+// (which notices through its monitor, dropping or aborting the request). Its coordinator's
+// monitor turns the death into the task's result, as for any task that dies.
+void kill_on_purpose(task_pointer self) {
+  auto& st = self->state;
+  st.doomed = false;
+  spdlog::warn("chaos: killed task {} of batch {} (its request was on its way to {})", st.index,
+               batch_of(st.trace_id), st.backend_name);
+  count_chaos(self, chaos::fault::kill_task);
+  self->quit(to_caf_error({errc::task_killed,
+                           fmt::format("chaos: the task was killed on purpose (chaos.kill_task is "
+                                       "{}); this is fault injection, not a failure of the "
+                                       "local LLM",
+                                       st.settings->chaos.kill_task),
+                           true}));
+}
+
+// Sends the current attempt's request to the chosen backend (its route_done ticket is issued).
 void send_to_backend(task_pointer self, route chosen) {
   auto& st = self->state;
-  st.ticket.issue(st.router, chosen.backend_id);
-  if (chosen.model != st.request->model) {
-    // An alias or the default: the server must be asked for the real name.
+  if (chosen.model != st.request->model || st.request->attempt != st.attempt) {
+    // An alias or the default: the server must be asked for the real name. A retry carries its
+    // attempt number (a copy per retry; retries are rare and wait out a backoff anyway).
     auto renamed = std::make_shared<llm_request>(*st.request);
     renamed->model = chosen.model;
+    renamed->attempt = st.attempt;
     st.request = std::move(renamed);
   }
   st.resolved = chosen.model;
@@ -253,6 +289,29 @@ void send_to_backend(task_pointer self, route chosen) {
             self->demonitor(st.backend.address());
             handle_caf_error(self, err);
           });
+  if (st.doomed)
+    kill_on_purpose(self);
+}
+
+// The router chose a backend for the current attempt: send the request now, or (chaos) hold it
+// back first. The attempt owes the router its report from here on, whatever happens.
+void on_route(task_pointer self, route chosen) {
+  auto& st = self->state;
+  st.ticket.issue(st.router, chosen.backend_id);
+  auto delay = chaos::delay_for(st.settings->chaos, st.trace_id, st.attempt);
+  if (!delay) {
+    send_to_backend(self, std::move(chosen));
+    return;
+  }
+  // Never past the deadline: the request then fails with the task's timeout when it would go.
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(st.deadline_at - self->clock().now());
+  delay = std::max(std::min(*delay, left), std::chrono::milliseconds{0});
+  spdlog::warn("chaos: delayed the request of task {} of batch {} (attempt {}) by {} ms", st.index,
+               batch_of(st.trace_id), st.attempt, delay->count());
+  count_chaos(self, chaos::fault::delay_message);
+  st.held = std::move(chosen);
+  self->delayed_send(self, *delay, chaos_send_atom_v, st.attempt);
 }
 
 void start_attempt(task_pointer self) {
@@ -272,7 +331,7 @@ void start_attempt(task_pointer self) {
           [self, attempt](route& chosen) {
             auto& st = self->state;
             if (attempt == st.attempt && st.waiting)
-              send_to_backend(self, std::move(chosen));
+              on_route(self, std::move(chosen));
             else // the router counted it: tell it nothing came of it
               caf::anon_send(st.router, route_done_atom_v,
                              attempt_report{chosen.backend_id, errc::cancelled});
@@ -338,6 +397,8 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
   st.model = task.model.empty() ? st.settings->default_model : task.model;
   if (!passes_injection_guard(self, task))
     return {};
+  // Decided from the seed and the trace id alone, so the same tasks die in every run.
+  st.doomed = chaos::strikes(st.settings->chaos, chaos::fault::kill_task, st.trace_id);
 
   auto request = std::make_shared<llm_request>();
   request->model = st.model;
@@ -376,6 +437,14 @@ caf::behavior task_behavior(task_pointer self, batch_coordinator_actor coordinat
   start_attempt(self);
   return {
       [self](retry_atom) { start_attempt(self); },
+      [self](chaos_send_atom, uint32_t attempt) {
+        auto& st = self->state;
+        if (attempt != st.attempt || !st.waiting || !st.held)
+          return;
+        auto chosen = std::move(*st.held);
+        st.held.reset();
+        send_to_backend(self, std::move(chosen));
+      },
   };
 }
 

@@ -49,6 +49,9 @@ std::string next_step(const task_result& task) {
   case errc::prompt_injection:
     return "[FALLBACK_TO_CLOUD] The input looks like a prompt injection, so it was not sent to "
            "the local LLM; review it and do the task yourself.";
+  case errc::task_killed:
+    return "[FALLBACK_TO_CLOUD] Chaos testing is on and stopped this task on purpose; send it "
+           "again, or do it yourself.";
   case errc::invalid_argument:
     return "Correct the task's arguments and send it again.";
   default:

@@ -44,6 +44,8 @@ std::string_view to_string(errc code) {
     return "prompt_injection";
   case errc::backend_unavailable:
     return "backend_unavailable";
+  case errc::task_killed:
+    return "task_killed";
   }
   return "unknown";
 }
@@ -59,6 +61,7 @@ bool is_retryable(errc code) {
   case errc::backend_overloaded:
   case errc::model_loading:
   case errc::backend_unavailable:
+  case errc::task_killed:
     return true;
   default:
     return false;

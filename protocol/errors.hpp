@@ -28,6 +28,7 @@ enum class errc : uint8_t {
   context_too_long,    // the prompt does not fit the model's context window
   prompt_injection,    // the injection guard blocked the task's input
   backend_unavailable, // every backend for the model is down or its circuit breaker is open
+  task_killed,         // chaos testing killed the task actor on purpose (chaos.kill_task)
 };
 
 // Stable name of a code, e.g. "backend_http_error".

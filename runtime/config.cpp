@@ -391,6 +391,42 @@ void read_routing(const std::string& file, const YAML::Node& routing, router_set
   }
 }
 
+// chaos: {enabled, seed, kill_task, delay_message, delay: {min, max}, crash_backend}
+void read_chaos(const std::string& file, const YAML::Node& node, chaos::settings& out) {
+  check_keys(file, node, "chaos",
+             {"enabled", "seed", "kill_task", "delay_message", "delay", "crash_backend"});
+  if (node["enabled"])
+    out.enabled = scalar<bool>(file, node["enabled"], "chaos.enabled");
+  if (node["seed"])
+    out.seed = scalar<uint64_t>(file, node["seed"], "chaos.seed");
+  auto probability = [&](const char* key, double& target) {
+    auto value_node = node[key];
+    if (!value_node)
+      return;
+    auto what = fmt::format("chaos.{}", key);
+    auto value = scalar<double>(file, value_node, what);
+    if (!(value >= 0 && value <= 1)) // NaN too
+      fail_at(file, value_node,
+              fmt::format("{} is a probability and must be between 0 and 1, got {}", what,
+                          value_node.Scalar()));
+    target = value;
+  };
+  probability("kill_task", out.kill_task);
+  probability("delay_message", out.delay_message);
+  probability("crash_backend", out.crash_backend);
+  if (auto delay = node["delay"]) {
+    check_keys(file, delay, "chaos.delay", {"min", "max"});
+    if (delay["min"])
+      out.delay_min = duration_at(file, delay["min"], "chaos.delay.min");
+    if (delay["max"])
+      out.delay_max = duration_at(file, delay["max"], "chaos.delay.max");
+    if (out.delay_min > out.delay_max)
+      fail_at(file, delay,
+              fmt::format("chaos.delay.min ({} ms) must not be more than chaos.delay.max ({} ms)",
+                          out.delay_min.count(), out.delay_max.count()));
+  }
+}
+
 } // namespace
 
 listen_address parse_listen_address(std::string_view text) {
@@ -473,7 +509,9 @@ daemon_config load_config_file(const std::string& path) {
   check_keys(path, root, "the top level",
              {"log_level", "log_format", "shutdown_grace", "default_model", "batch", "backends",
               "policy", "audit_log", "state_dir", "guards", "http", "ledger", "pricing", "models",
-              "routing", "profile"});
+              "routing", "profile", "chaos"});
+  if (auto chaos = root["chaos"])
+    read_chaos(path, chaos, config.engine.chaos);
   if (auto models = root["models"])
     read_models(path, models, config);
   if (auto routing = root["routing"])

@@ -183,6 +183,13 @@ inline constexpr auto ledger_query_timeout = 10s;
 // write; beyond this the oldest are dropped (and logged) rather than growing without bound.
 inline constexpr size_t ledger_max_pending = 10'000;
 
+// -- chaos (fault injection into the daemon itself; off unless configured) -----------------------
+
+// A held-back request: long enough to reorder requests between tasks and let retries and deadlines
+// overlap, short enough that a chaos run still finishes its batches in seconds.
+inline constexpr auto chaos_delay_min = 10ms;
+inline constexpr auto chaos_delay_max = 500ms;
+
 // -- models --------------------------------------------------------------------------------------
 
 // The original server's default coding model.

@@ -84,6 +84,10 @@ counter& registry::http_requests(unsigned status) noexcept {
   return http_requests_.back();
 }
 
+counter& registry::chaos_events(chaos::fault kind) noexcept {
+  return chaos_events_[static_cast<size_t>(kind)];
+}
+
 std::string registry::render() const {
   std::string out;
   auto it = std::back_inserter(out);
@@ -161,6 +165,12 @@ std::string registry::render() const {
                    http_requests_[i].value());
   fmt::format_to(it, "offload_http_requests_total{{code=\"other\"}} {}\n",
                  http_requests_.back().value());
+
+  append_family_header(out, "offload_chaos_events_total", "counter",
+                       "Faults injected on purpose by chaos testing (the chaos: section).");
+  for (auto kind : chaos::all_faults)
+    fmt::format_to(it, "offload_chaos_events_total{{kind=\"{}\"}} {}\n", chaos::to_string(kind),
+                   chaos_events_[static_cast<size_t>(kind)].value());
   return out;
 }
 

@@ -15,7 +15,9 @@
 //   offload_backend_breaker_opened_total{backend} counter times the breaker opened
 //   offload_backend_restarts_total{backend}   counter    backend actors restarted after dying
 //   offload_http_requests_total{code}         counter    HTTP responses by status code
+//   offload_chaos_events_total{kind}          counter    faults injected on purpose (chaos:)
 
+#include "protocol/chaos.hpp"
 #include "protocol/errors.hpp"
 
 #include <array>
@@ -110,6 +112,8 @@ public:
   size_t backend_count() const noexcept { return backends_.size(); }
   // A response with this status; codes outside the fixed set count as code="other".
   counter& http_requests(unsigned status) noexcept;
+  // A fault chaos testing injected (kill_task, delay_message, crash_backend).
+  counter& chaos_events(chaos::fault kind) noexcept;
 
   // Prometheus text exposition format 0.0.4, every family with HELP and TYPE, every known label
   // value present (zeros included, so that rate() sees a series from the start).
@@ -126,6 +130,7 @@ private:
   std::array<counter, 256> tasks_; // indexed by errc's value; only named codes are rendered
   std::vector<std::unique_ptr<backend_metrics>> backends_;
   std::array<counter, http_codes.size() + 1> http_requests_; // last: "other"
+  std::array<counter, chaos::all_faults.size()> chaos_events_;
 };
 
 using registry_ptr = std::shared_ptr<registry>;

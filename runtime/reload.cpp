@@ -104,6 +104,9 @@ reload_plan plan_reload(const daemon_config& running, const daemon_config& fresh
   restart("pricing", running.pricing, fresh.pricing);
   restart("log_format", running.log_format, fresh.log_format);
   restart("profile", running.engine.profile, fresh.engine.profile);
+  // The backends took crash_backend at start; one chaos state for the whole run is simpler to
+  // reason about than half a reload.
+  restart("chaos", running.engine.chaos, fresh.engine.chaos);
   return plan;
 }
 

@@ -205,6 +205,8 @@ int run_serve(const serve_options& options) {
     settings.queue_wait = b.queue_wait;
     settings.aging = b.aging;
     settings.metrics = metrics->backend(b.name);
+    settings.chaos = config.engine.chaos;
+    settings.chaos_crashes = &metrics->chaos_events(chaos::fault::crash_backend);
     auto spec = make_backend_spec(std::move(settings), std::move(client),
                                   make_endpoint_admin(io, kind, b.target, admin));
     spec.kind = b.kind;
@@ -221,6 +223,9 @@ int run_serve(const serve_options& options) {
                to_string(config.routing.strategy), config.routing.health_interval.count(),
                config.routing.discovery_interval.count());
   router = spawn_router(sys, std::move(backends), config.routing);
+  if (config.engine.chaos.enabled)
+    spdlog::warn("CHAOS IS ON: this daemon fails work on purpose ({}); never run it for real work",
+                 chaos::describe(config.engine.chaos));
   {
     auto settings = config.engine;
     settings.metrics = metrics;

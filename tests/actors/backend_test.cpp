@@ -113,7 +113,7 @@ caf::behavior requester(caf::stateful_actor<requester_state>* self, backend_acto
   auto request = std::make_shared<llm_request>();
   request->model = "model";
   request->messages = {{"user", prompt}};
-  request->trace_id = "trace";
+  request->trace_id = prompt; // chaos decides by trace id
   request->fairness_key = std::move(session);
   request->priority = priority;
   self->request(backend, std::chrono::seconds{3600}, generate_atom_v, llm_request_ptr{request})
@@ -380,6 +380,67 @@ CAF_TEST(a pull whose requester dies is aborted) {
   caf::anon_send_exit(who, caf::exit_reason::user_shutdown);
   consume_messages();
   CAF_CHECK(admin->ops[0]->cancelled);
+}
+
+CAF_TEST(chaos crash_backend crashes the backend as it accepts a request and everyone hears) {
+  metrics::counter crashes;
+  backend_settings settings{"doomed", 1};
+  settings.chaos.enabled = true;
+  settings.chaos.crash_backend = 0.5;
+  settings.chaos_crashes = &crashes;
+  // Prompts (= trace ids) the seed lets through, and one it crashes the backend on.
+  std::vector<std::string> spared;
+  std::string fatal;
+  for (int i = 0; spared.size() < 2 || fatal.empty(); ++i) {
+    auto key = fmt::format("p{}", i);
+    if (chaos::strikes(settings.chaos, chaos::fault::crash_backend, key, 1))
+      fatal = fatal.empty() ? key : fatal;
+    else if (spared.size() < 2)
+      spared.push_back(key);
+  }
+  use(settings);
+  ask(spared[0]); // runs
+  ask(spared[1]); // waits for the slot
+  consume_messages();
+  CAF_REQUIRE_EQUAL(client->started.size(), 1u);
+  CAF_CHECK_EQUAL(crashes.value(), 0u);
+  ask(fatal);
+  consume_messages();
+  CAF_CHECK_EQUAL(crashes.value(), 1u);
+  CAF_CHECK(client->started[0]->cancelled);
+  CAF_CHECK_EQUAL(client->started.size(), 1u); // the fatal request never started
+  auto heard = [&](const std::string& line) {
+    return std::find(log->begin(), log->end(), line) != log->end();
+  };
+  CAF_CHECK_EQUAL(log->size(), 3u);
+  CAF_CHECK(heard(spared[0] + "=error:backend_unavailable"));
+  CAF_CHECK(heard(spared[1] + "=error:backend_unavailable"));
+  // The request it crashed on is answered with the actor's exit reason (a task treats that as
+  // backend_unavailable too, and also notices through its monitor).
+  CAF_CHECK(heard(fatal + "=error:internal"));
+  // The actor is gone: the next request is refused at once.
+  ask(spared[0]);
+  consume_messages();
+  CAF_CHECK_EQUAL(log->back(), spared[0] + "=error:backend_unavailable");
+}
+
+CAF_TEST(chaos crash_backend at 0 or turned off never crashes the backend) {
+  metrics::counter crashes;
+  backend_settings settings{"spared", 1};
+  settings.chaos.crash_backend = 1.0; // but chaos is off
+  settings.chaos_crashes = &crashes;
+  use(settings);
+  ask("a");
+  consume_messages();
+  finish_latest();
+  settings.chaos.enabled = true;
+  settings.chaos.crash_backend = 0.0;
+  use(settings);
+  ask("b");
+  consume_messages();
+  finish_latest();
+  CAF_CHECK_EQUAL(*log, (std::vector<std::string>{"a=ok@spared", "b=ok@spared"}));
+  CAF_CHECK_EQUAL(crashes.value(), 0u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

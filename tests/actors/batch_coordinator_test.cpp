@@ -6,6 +6,8 @@
 #include "tests/actors/counter_fixtures.hpp"
 #include "tests/actors/fakes.hpp"
 
+#include <set>
+
 using namespace offload;
 using namespace offload::test;
 using namespace std::chrono_literals;
@@ -71,9 +73,107 @@ caf::behavior throwing_task(caf::event_based_actor*) {
   throw std::runtime_error("boom");
 }
 
+// Runs `spec` on a fresh coordinator until it answers (no time needs to pass).
+batch_result run_to_end(fixture& f, batch_spec_ptr spec) {
+  auto aut = f.spawn_aut(spec);
+  auto handle = f.self->request(aut, caf::infinite, run_batch_atom_v);
+  f.consume_messages();
+  std::optional<batch_result> out;
+  read_result(handle, out);
+  CAF_REQUIRE(out.has_value());
+  return std::move(*out);
+}
+
+// The fixture's settings with these chaos settings and a fresh metrics registry.
+std::shared_ptr<metrics::registry> use_chaos(fixture& f, chaos::settings chaos) {
+  auto changed = std::make_shared<engine_settings>(*f.settings);
+  changed->chaos = chaos;
+  changed->metrics = std::make_shared<metrics::registry>();
+  f.settings = changed;
+  return changed->metrics;
+}
+
+chaos::settings killing(double probability, uint64_t seed = 1) {
+  chaos::settings chaos;
+  chaos.enabled = true;
+  chaos.seed = seed;
+  chaos.kill_task = probability;
+  return chaos;
+}
+
+std::vector<std::string> numbered_tasks(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back("t" + std::to_string(i));
+  return out;
+}
+
+std::set<size_t> killed_tasks(const batch_result& result) {
+  std::set<size_t> out;
+  for (const auto& t : result.tasks)
+    if (t.error.code == errc::task_killed)
+      out.insert(t.index);
+  return out;
+}
+
 } // namespace
 
 CAF_TEST_FIXTURE_SCOPE(batch_coordinator_tests, fixture)
+
+CAF_TEST(chaos kill_task at 1 kills every task while its request runs and each is answered) {
+  auto counts = use_chaos(*this, killing(1.0));
+  auto out = run_to_end(*this, make_spec({"a", "b", "c"}));
+  CAF_REQUIRE_EQUAL(out.tasks.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& t = out.tasks[i];
+    CAF_CHECK_EQUAL(t.index, i);
+    CAF_CHECK(t.status == task_status::error);
+    CAF_CHECK(t.error.code == errc::task_killed);
+    CAF_CHECK(t.error.retryable);
+    CAF_CHECK_EQUAL(t.error.message.rfind("chaos: the task was killed on purpose", 0), 0u);
+  }
+  // Each died with its request on its way: the backend saw all three.
+  CAF_CHECK_EQUAL(seen->size(), 3u);
+  CAF_CHECK_EQUAL(counts->chaos_events(chaos::fault::kill_task).value(), 3u);
+  CAF_CHECK_EQUAL(counts->tasks(errc::task_killed).value(), 3u);
+  CAF_CHECK_EQUAL(counts->chaos_events(chaos::fault::delay_message).value(), 0u);
+}
+
+CAF_TEST(chaos at probability 0 or turned off changes nothing) {
+  auto off = killing(1.0);
+  off.enabled = false;
+  off.delay_message = 1.0;
+  for (auto chaos : {killing(0.0), off}) {
+    auto counts = use_chaos(*this, chaos);
+    auto out = run_to_end(*this, make_spec({"a", "b"}));
+    for (const auto& t : out.tasks)
+      CAF_CHECK(t.status == task_status::ok);
+    for (auto kind : chaos::all_faults)
+      CAF_CHECK_EQUAL(counts->chaos_events(kind).value(), 0u);
+  }
+}
+
+CAF_TEST(the same seed kills the same tasks in parallel and in a chain and others are unaffected) {
+  const size_t n = 10;
+  use_chaos(*this, killing(0.5, 2024));
+  auto parallel = run_to_end(*this, make_spec(numbered_tasks(n)));
+  auto again = run_to_end(*this, make_spec(numbered_tasks(n)));
+  auto chain = run_to_end(*this, make_spec(numbered_tasks(n), true));
+  auto killed = killed_tasks(parallel);
+  CAF_CHECK(!killed.empty());
+  CAF_CHECK_LESS(killed.size(), n);
+  CAF_CHECK(killed_tasks(again) == killed);
+  // Another order of events (one task after the other), the same victims.
+  CAF_CHECK(killed_tasks(chain) == killed);
+  for (size_t i = 0; i < n; ++i)
+    if (killed.count(i) == 0) {
+      CAF_CHECK(parallel.tasks[i].status == task_status::ok);
+      CAF_CHECK_EQUAL(parallel.tasks[i].text, "echo:t" + std::to_string(i));
+    }
+  // Another seed, other victims.
+  use_chaos(*this, killing(0.5, 2025));
+  CAF_CHECK(killed_tasks(run_to_end(*this, make_spec(numbered_tasks(n)))) != killed);
+}
 
 CAF_TEST(every task of a healthy batch succeeds in input order) {
   auto aut = spawn_aut(make_spec({"a", "b", "c"}));

@@ -135,6 +135,36 @@ inline router_actor spawn_scripted_router(caf::actor_system& sys,
   return spawn_router(sys, std::move(specs), quiet_router_settings());
 }
 
+// An llm_client that answers every request at once with "echo:<user text>" (its completion
+// reaches the backend as a message, as from the I/O thread).
+struct echo_client : llm_client {
+  struct done_exchange : llm_exchange {
+    void cancel() override {}
+  };
+  std::shared_ptr<llm_exchange> start(llm_request_ptr request,
+                                      std::function<void(llm_outcome)> done) override {
+    llm_outcome outcome;
+    outcome.ok = true;
+    outcome.reply.text = "echo:" + user_text(*request);
+    outcome.reply.model = request->model;
+    done(std::move(outcome));
+    return std::make_shared<done_exchange>();
+  }
+};
+
+// A router over one real backend actor named "real" (with an echo_client and these chaos
+// settings, crashes counted in `crashes`), restarted by the router whenever it dies.
+inline router_actor spawn_echo_router(caf::actor_system& sys, chaos::settings chaos,
+                                      metrics::counter* crashes) {
+  backend_settings settings;
+  settings.name = "real";
+  settings.chaos = chaos;
+  settings.chaos_crashes = crashes;
+  std::vector<backend_spec> specs;
+  specs.push_back(make_backend_spec(std::move(settings), std::make_shared<echo_client>()));
+  return spawn_router(sys, std::move(specs), quiet_router_settings());
+}
+
 inline engine_settings_ptr test_settings(std::chrono::milliseconds task_timeout,
                                          std::chrono::milliseconds batch_timeout) {
   auto settings = std::make_shared<engine_settings>();

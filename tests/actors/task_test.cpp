@@ -245,4 +245,109 @@ CAF_TEST(compress_context passes content that fits unchanged) {
   CAF_CHECK_NOT_EQUAL(seen->at(0).find("short text"), std::string::npos);
 }
 
+CAF_TEST(chaos delay_message holds the request of every attempt back for a time from its range) {
+  settings->chaos.enabled = true;
+  settings->chaos.delay_message = 1.0;
+  settings->chaos.delay_min = settings->chaos.delay_max = 250ms;
+  settings->metrics = std::make_shared<metrics::registry>();
+  auto handle = run("busy1 then fine");
+  CAF_CHECK_EQUAL(seen->size(), 0u); // held back, not blocked: the actor waits for a message
+  advance_time(249ms);
+  CAF_CHECK_EQUAL(seen->size(), 0u);
+  advance_time(1ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 1u); // refused (busy): retried after 500 ms, held back again
+  advance_time(500ms);
+  consume_messages();
+  advance_time(249ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 1u);
+  advance_time(1ms);
+  consume_messages();
+  CAF_CHECK_EQUAL(seen->size(), 2u);
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::ok);
+  CAF_CHECK_EQUAL(task.attempts, 2u);
+  CAF_CHECK_EQUAL(settings->metrics->chaos_events(chaos::fault::delay_message).value(), 2u);
+}
+
+CAF_TEST(chaos delays draw from the range and never hold a request past the task deadline) {
+  settings->chaos.enabled = true;
+  settings->chaos.delay_message = 1.0;
+  settings->chaos.delay_min = 10s;
+  settings->chaos.delay_max = 20s;
+  settings->task_timeout = 2s;
+  auto handle = run("too late");
+  advance_time(2s); // the deadline, not the 10..20 s drawn
+  consume_messages();
+  CAF_REQUIRE(answered());
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.error.code == errc::timeout);
+  CAF_CHECK(seen->empty());
+}
+
+CAF_TEST(chaos crash_backend : the router restarts the crashed backend and the task retries) {
+  // A seed whose first attempt of task "t/0" crashes the backend and whose second does not.
+  chaos::settings chaos;
+  chaos.enabled = true;
+  chaos.crash_backend = 0.5;
+  while (!chaos::strikes(chaos, chaos::fault::crash_backend, "t/0", 1) ||
+         chaos::strikes(chaos, chaos::fault::crash_backend, "t/0", 2))
+    ++chaos.seed;
+  metrics::counter crashes;
+  auto real = spawn_echo_router(sys, chaos, &crashes);
+  auto aut = spawn_batch_coordinator(sys, make_spec({"survivor"}), real, settings, "t");
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  CAF_CHECK_EQUAL(crashes.value(), 1u);
+  CAF_CHECK(!answered());
+  advance_time(500ms); // the retry's backoff
+  consume_messages();
+  const auto& task = outcome(handle);
+  CAF_CHECK(task.status == task_status::ok);
+  CAF_CHECK_EQUAL(task.text, "echo:survivor");
+  CAF_CHECK_EQUAL(task.attempts, 2u);
+  auto status = self->request(real, caf::infinite, router_status_atom_v);
+  consume_messages();
+  status.receive([](router_status& s) { CAF_CHECK_EQUAL(s.backends.at(0).restarts, 1u); },
+                 [](caf::error& err) { CAF_FAIL(caf::to_string(err)); });
+  caf::anon_send_exit(real, caf::exit_reason::user_shutdown);
+  consume_messages(); // before `crashes` goes
+}
+
+CAF_TEST(chaos crash_backend at 1 fails every attempt and the batch still answers every task) {
+  chaos::settings chaos;
+  chaos.enabled = true;
+  chaos.crash_backend = 1.0;
+  metrics::counter crashes;
+  auto real = spawn_echo_router(sys, chaos, &crashes);
+  auto aut = spawn_batch_coordinator(sys, make_spec({"one", "two"}), real, settings, "t");
+  auto handle = self->request(aut, caf::infinite, run_batch_atom_v);
+  consume_messages();
+  for (int backoff : {500, 1000}) {
+    advance_time(std::chrono::milliseconds{backoff});
+    consume_messages();
+  }
+  CAF_REQUIRE(answered());
+  outcome(handle);
+  for (const auto& task : result->tasks) {
+    CAF_CHECK(task.status == task_status::error);
+    CAF_CHECK(task.error.code == errc::backend_unavailable);
+    CAF_CHECK(task.error.retryable);
+    CAF_CHECK_EQUAL(task.attempts, 3u);
+  }
+  // Every restart was a crash on purpose (a request that reached a dead incarnation did not
+  // crash a new one).
+  auto status = self->request(real, caf::infinite, router_status_atom_v);
+  consume_messages();
+  status.receive(
+      [&](router_status& s) {
+        CAF_CHECK_EQUAL(s.backends.at(0).restarts, crashes.value());
+        CAF_CHECK_GREATER_OR_EQUAL(crashes.value(), 3u);
+      },
+      [](caf::error& err) { CAF_FAIL(caf::to_string(err)); });
+  caf::anon_send_exit(real, caf::exit_reason::user_shutdown);
+  consume_messages(); // before `crashes` goes
+}
+
 CAF_TEST_FIXTURE_SCOPE_END()

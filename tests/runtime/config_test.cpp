@@ -3,6 +3,8 @@
 
 #include "runtime/config.hpp"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -201,6 +203,76 @@ CAF_TEST(the shipped default config loads and matches the built - in defaults) {
   CAF_CHECK(r.breaker.window == d.breaker.window);
   CAF_CHECK(r.breaker.cooldown == d.breaker.cooldown);
   CAF_CHECK(r.aliases.empty() && config.model_options.empty());
+  const auto& c = config.engine.chaos;
+  const auto& dc = builtin.engine.chaos;
+  CAF_CHECK(!c.enabled && !dc.enabled);
+  CAF_CHECK_EQUAL(c.seed, dc.seed);
+  CAF_CHECK_EQUAL(c.kill_task, dc.kill_task);
+  CAF_CHECK_EQUAL(c.delay_message, dc.delay_message);
+  CAF_CHECK_EQUAL(c.crash_backend, dc.crash_backend);
+  CAF_CHECK(c.delay_min == dc.delay_min && c.delay_max == dc.delay_max);
+}
+
+CAF_TEST(the chaos section is read) {
+  temp_yaml file{R"(chaos:
+  enabled: true
+  seed: 12345
+  kill_task: 0.2
+  delay_message: 0.3
+  delay: {min: 5ms, max: 2s}
+  crash_backend: 1
+)"};
+  auto config = load_config_file(file.path);
+  finalize_config(config);
+  const auto& c = config.engine.chaos;
+  CAF_CHECK(c.enabled);
+  CAF_CHECK_EQUAL(c.seed, 12345u);
+  CAF_CHECK_EQUAL(c.kill_task, 0.2);
+  CAF_CHECK_EQUAL(c.delay_message, 0.3);
+  CAF_CHECK_EQUAL(c.crash_backend, 1.0);
+  CAF_CHECK(c.delay_min == milliseconds{5});
+  CAF_CHECK(c.delay_max == milliseconds{2000});
+  // Without the section, or without `enabled`, chaos is off.
+  temp_yaml quiet{"chaos:\n  kill_task: 0.5\n"};
+  CAF_CHECK(!load_config_file(quiet.path).engine.chaos.enabled);
+  CAF_CHECK(!daemon_config{}.engine.chaos.enabled);
+}
+
+CAF_TEST(the example chaos config loads with chaos on) {
+  auto config = load_config_file(OFFLOAD_SOURCE_DIR "/configs/offload-chaos.yaml");
+  finalize_config(config);
+  const auto& c = config.engine.chaos;
+  CAF_CHECK(c.enabled);
+  CAF_CHECK_GREATER(c.kill_task, 0.0);
+  CAF_CHECK_GREATER(c.delay_message, 0.0);
+  CAF_CHECK_GREATER(c.crash_backend, 0.0);
+}
+
+CAF_TEST(chaos errors name the key and its line) {
+  auto has = [](const std::string& error, std::string_view part) {
+    return error.find(part) != std::string::npos;
+  };
+  for (auto key : {"kill_task", "delay_message", "crash_backend"}) {
+    for (auto bad : {"1.5", "-0.1", ".nan"}) {
+      auto error = load_error(fmt::format("chaos:\n  enabled: true\n  {}: {}\n", key, bad));
+      CHECK_CASE(has(error, fmt::format(":3: chaos.{} is a probability and must be between 0 and "
+                                        "1, got {}",
+                                        key, bad)),
+                 key << ": " << bad << " -> " << error);
+    }
+    auto error = load_error(fmt::format("chaos:\n  {}: often\n", key));
+    CHECK_CASE(has(error, fmt::format(":2: chaos.{} has an invalid value \"often\"", key)), error);
+  }
+  CAF_CHECK(
+      has(load_error("chaos:\n  kill_tasks: 0.1\n"), ":2: unknown key \"kill_tasks\" in chaos"));
+  CAF_CHECK(has(load_error("chaos:\n  delay: {min: 2s, max: 1s}\n"),
+                ":2: chaos.delay.min (2000 ms) must not be more than chaos.delay.max (1000 ms)"));
+  CAF_CHECK(has(load_error("chaos:\n  delay: {min: 1s}\n"), "chaos.delay.max (500 ms)"));
+  CAF_CHECK(
+      has(load_error("chaos:\n  delay: {mean: 1s}\n"), "unknown key \"mean\" in chaos.delay"));
+  CAF_CHECK(has(load_error("chaos:\n  delay: {max: soon}\n"), "chaos.delay.max"));
+  CAF_CHECK(has(load_error("chaos:\n  enabled: sometimes\n"), "chaos.enabled"));
+  CAF_CHECK(has(load_error("chaos: on\n"), "chaos must be a mapping"));
 }
 
 CAF_TEST(the http section is read with every key) {

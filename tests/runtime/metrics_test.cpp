@@ -3,6 +3,8 @@
 
 #include "runtime/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <sstream>
 #include <thread>
 
@@ -38,7 +40,8 @@ CAF_TEST(every family is rendered with help and type even before any update) {
        {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
         "offload_backend_request_seconds", "offload_backend_queue_depth",
         "offload_http_requests_total", "offload_backend_health", "offload_backend_breaker_state",
-        "offload_backend_breaker_opened_total", "offload_backend_restarts_total"})
+        "offload_backend_breaker_opened_total", "offload_backend_restarts_total",
+        "offload_chaos_events_total"})
     CHECK_CASE(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos,
                "no TYPE line for " << family);
   CAF_CHECK(has_line(text, "# TYPE offload_backend_request_seconds histogram"));
@@ -56,6 +59,9 @@ CAF_TEST(every family is rendered with help and type even before any update) {
   CAF_CHECK(has_line(text, "offload_backend_health{backend=\"ollama@127.0.0.1:11434\","
                            "state=\"up\"} 0"));
   CAF_CHECK(has_line(text, "offload_backend_breaker_state{backend=\"ollama@127.0.0.1:11434\"} 0"));
+  for (auto kind : {"kill_task", "delay_message", "crash_backend"})
+    CHECK_CASE(has_line(text, fmt::format("offload_chaos_events_total{{kind=\"{}\"}} 0", kind)),
+               kind);
   CAF_CHECK(text.back() == '\n');
 }
 
@@ -74,6 +80,7 @@ CAF_TEST(updates show in the rendered text) {
   r.backend("b")->set_breaker(breaker_position::half_open);
   r.backend("b")->breaker_opened.inc();
   r.backend("a")->restarts.inc(2);
+  r.chaos_events(chaos::fault::crash_backend).inc(2);
   CAF_CHECK(r.backend("c") == nullptr);
   auto text = r.render();
   CAF_CHECK(has_line(text, "offload_sessions{transport=\"http\"} 2"));
@@ -90,6 +97,8 @@ CAF_TEST(updates show in the rendered text) {
   CAF_CHECK(has_line(text, "offload_backend_breaker_state{backend=\"b\"} 1"));
   CAF_CHECK(has_line(text, "offload_backend_breaker_opened_total{backend=\"b\"} 1"));
   CAF_CHECK(has_line(text, "offload_backend_restarts_total{backend=\"a\"} 2"));
+  CAF_CHECK(has_line(text, "offload_chaos_events_total{kind=\"crash_backend\"} 2"));
+  CAF_CHECK(has_line(text, "offload_chaos_events_total{kind=\"kill_task\"} 0"));
 }
 
 CAF_TEST(histograms count into cumulative buckets) {

@@ -79,12 +79,15 @@ CAF_TEST(restart only keys are named and keep their running values) {
   fresh.backends.push_back(parse_backend_flag("openai=http://127.0.0.1:8080"));
   fresh.routing.strategy = routing_strategy::ordered;
   fresh.engine.limits.max_tasks = 4;
+  fresh.engine.chaos.enabled = true;
+  fresh.engine.chaos.kill_task = 0.5;
   finalize_config(fresh);
   auto plan = plan_reload(running, fresh);
   for (const char* key :
-       {"http.listen", "http.max_sessions", "state_dir", "backends", "routing.strategy"})
+       {"http.listen", "http.max_sessions", "state_dir", "backends", "routing.strategy", "chaos"})
     CAF_CHECK(contains(plan.need_restart, key));
-  CAF_CHECK_EQUAL(plan.need_restart.size(), 5u);
+  CAF_CHECK_EQUAL(plan.need_restart.size(), 6u);
+  CAF_CHECK(!plan.next.engine.chaos.enabled);
   CAF_CHECK_EQUAL(plan.next.http.listen, "127.0.0.1:8787");
   CAF_CHECK_EQUAL(plan.next.state_dir, "/var/lib/offload");
   CAF_CHECK_EQUAL(plan.next.backends.size(), 1u);
