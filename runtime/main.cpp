@@ -3,6 +3,7 @@
 // `policy check` and `stats` (the usage ledger).
 
 #include "actors/usage_db.hpp"
+#include "protocol/chaos.hpp"
 #include "runtime/config.hpp"
 #include "runtime/fakellm.hpp"
 #include "runtime/logging.hpp"
@@ -190,6 +191,10 @@ int check_config_file(const std::string& path) {
       return 1;
     std::cout << path << ": OK (" << config.backends.size() << " backend(s), default model "
               << config.engine.default_model << ")\n";
+    // Loud, as at start-up: a test configuration must not end up in production unnoticed.
+    if (config.engine.chaos.enabled)
+      std::cout << path << ": warning: chaos is ON (" << chaos::describe(config.engine.chaos)
+                << "): this daemon would fail work on purpose\n";
     return 0;
   } catch (const std::exception& e) {
     std::cout << "error: " << e.what() << '\n';
