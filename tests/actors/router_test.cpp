@@ -194,6 +194,15 @@ struct fixture : test_coordinator_fixture<> {
     return out;
   }
 
+  // Answers the model lists the endpoints held back (hold_lists), then runs what follows; the
+  // reply the test awaits must be in the mailbox by then.
+  void release_held_lists() {
+    for (const auto& b : status().backends)
+      self->send(b.handle, admin_done_atom_v, uint64_t{0}, admin_result{});
+    consume_messages();
+    CAF_REQUIRE(!self->mailbox().empty());
+  }
+
   router_status status() {
     auto handle = self->request(aut, caf::infinite, router_status_atom_v);
     consume_messages();
@@ -293,10 +302,7 @@ CAF_TEST(routes wait for the first discovery instead of guessing) {
   auto handle = self->request(aut, caf::infinite, route_atom_v, std::string{"c"}, route_hint{});
   consume_messages();
   CAF_CHECK(self->mailbox().empty());
-  for (const auto& b : status().backends)
-    self->send(b.handle, admin_done_atom_v, uint64_t{0}, admin_result{});
-  consume_messages();
-  CAF_REQUIRE(!self->mailbox().empty());
+  release_held_lists();
   handle.receive([](route& r) { CAF_CHECK_EQUAL(r.name, "openai"); },
                  [](caf::error& e) { CAF_FAIL("refused: " << caf::to_string(e)); });
 }
@@ -484,10 +490,7 @@ CAF_TEST(readiness waits for every backends first probe and discovery) {
   auto handle = self->request(aut, caf::infinite, router_ready_atom_v);
   consume_messages();
   CAF_CHECK(self->mailbox().empty());
-  for (const auto& b : status().backends)
-    self->send(b.handle, admin_done_atom_v, uint64_t{0}, admin_result{});
-  consume_messages();
-  CAF_REQUIRE(!self->mailbox().empty());
+  release_held_lists();
   handle.receive(
       [](router_status& s) {
         CAF_REQUIRE_EQUAL(s.backends.size(), 2u);

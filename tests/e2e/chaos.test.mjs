@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { checkTaskFields, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
+import { forEachTask, ownAnswer, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
 
 const BATCHES = 20;
 const TASKS_PER_BATCH = 10;
@@ -94,27 +94,19 @@ test(`${BATCHES} concurrent batches with ${FAULT_SHARE * 100}% random faults all
 
     let faulty = 0;
     const answered = new Set();
-    results.forEach((result, b) => {
-      const sc = result.structuredContent;
-      assert.ok(sc, `batch ${b} has no structuredContent`);
-      assert.equal(sc.tasks.length, TASKS_PER_BATCH, `batch ${b} lost or duplicated tasks`);
-      sc.tasks.forEach((t, i) => {
-        checkTaskFields(t, i);
-        const plan = plans[b][i];
-        const where = `batch ${b} task ${i} (${plan.fault ?? 'no fault'})`;
-        if (plan.fault && !FAULTS[plan.fault].recovers) {
-          faulty += 1;
-          assert.equal(t.status, 'error', where);
-          assert.equal(t.error.code, FAULTS[plan.fault].code, `${where}: ${t.error.message}`);
-        } else {
-          assert.equal(t.status, 'ok', `${where}: ${t.error?.code} ${t.error?.message}`);
-          // Its own answer, nobody else's.
-          assert.ok(t.text.includes(plan.token), `${where} answered ${t.text}`);
-          assert.ok(!answered.has(plan.token), `${where}: answer delivered twice`);
-          answered.add(plan.token);
-          if (plan.fault) assert.equal(t.attempts, 2, `${where} should have recovered on its retry`);
-        }
-      });
+    forEachTask(results, TASKS_PER_BATCH, (t, b, i) => {
+      const plan = plans[b][i];
+      const where = `batch ${b} task ${i} (${plan.fault ?? 'no fault'})`;
+      if (plan.fault && !FAULTS[plan.fault].recovers) {
+        faulty += 1;
+        assert.equal(t.status, 'error', where);
+        assert.equal(t.error.code, FAULTS[plan.fault].code, `${where}: ${t.error.message}`);
+      } else {
+        assert.equal(t.status, 'ok', `${where}: ${t.error?.code} ${t.error?.message}`);
+        // Its own answer, nobody else's.
+        ownAnswer(answered, t, plan.token, where);
+        if (plan.fault) assert.equal(t.attempts, 2, `${where} should have recovered on its retry`);
+      }
     });
     assert.ok(faulty > 0.15 * BATCHES * TASKS_PER_BATCH, `only ${faulty} faulty tasks`);
 

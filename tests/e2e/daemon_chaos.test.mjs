@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { REPO_ROOT, checkTaskFields, httpRequest, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
+import { REPO_ROOT, forEachTask, httpRequest, ownAnswer, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
 
 const CONFIG = path.join(REPO_ROOT, 'configs', 'offload-chaos.yaml');
 const BATCHES = 8;
@@ -52,28 +52,20 @@ async function runBatches(server) {
   const killed = [];
   const answered = new Set();
   const outcomes = { ok: 0, task_killed: 0, backend_unavailable: 0 };
-  results.forEach((result, b) => {
-    const sc = result.structuredContent;
-    assert.ok(sc, `batch ${b} has no structuredContent`);
-    assert.equal(sc.tasks.length, TASKS_PER_BATCH, `batch ${b} lost or duplicated tasks`);
-    sc.tasks.forEach((t, i) => {
-      checkTaskFields(t, i);
-      const where = `batch ${b} task ${i}`;
-      if (t.status === 'ok') {
-        outcomes.ok += 1;
-        assert.ok(t.text.includes(plans[b][i]), `${where} answered ${t.text}`);
-        assert.ok(!answered.has(plans[b][i]), `${where}: answer delivered twice`);
-        answered.add(plans[b][i]);
-        return;
-      }
-      assert.ok(CHAOS_ERRORS.has(t.error.code), `${where}: unexpected ${t.error.code}: ${t.error.message}`);
-      assert.equal(t.error.retryable, true, where);
-      outcomes[t.error.code] += 1;
-      if (t.error.code === 'task_killed') {
-        assert.match(t.error.message, /^chaos: the task was killed on purpose/, where);
-        killed.push(`${b}/${i}`);
-      }
-    });
+  forEachTask(results, TASKS_PER_BATCH, (t, b, i) => {
+    const where = `batch ${b} task ${i}`;
+    if (t.status === 'ok') {
+      outcomes.ok += 1;
+      ownAnswer(answered, t, plans[b][i], where);
+      return;
+    }
+    assert.ok(CHAOS_ERRORS.has(t.error.code), `${where}: unexpected ${t.error.code}: ${t.error.message}`);
+    assert.equal(t.error.retryable, true, where);
+    outcomes[t.error.code] += 1;
+    if (t.error.code === 'task_killed') {
+      assert.match(t.error.message, /^chaos: the task was killed on purpose/, where);
+      killed.push(`${b}/${i}`);
+    }
   });
   return { killed, outcomes };
 }

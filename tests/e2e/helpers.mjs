@@ -412,6 +412,28 @@ export function wordCount(text) {
   return text.split(/\s+/).filter(Boolean).length;
 }
 
+// Checks that every batch result has exactly `perBatch` well-formed tasks (none lost or
+// duplicated), then calls `fn(task, b, i)` for task i of batch b.
+export function forEachTask(results, perBatch, fn) {
+  results.forEach((result, b) => {
+    const sc = result.structuredContent;
+    assert.ok(sc, `batch ${b} has no structuredContent`);
+    assert.equal(sc.tasks.length, perBatch, `batch ${b} lost or duplicated tasks`);
+    sc.tasks.forEach((t, i) => {
+      checkTaskFields(t, i);
+      fn(t, b, i);
+    });
+  });
+}
+
+// Asserts that `task` answered with its own `token`, and (through the set `answered` shared by
+// the caller's tasks) that no answer was delivered twice.
+export function ownAnswer(answered, task, token, where) {
+  assert.ok(task.text.includes(token), `${where} answered ${task.text}`);
+  assert.ok(!answered.has(token), `${where}: answer delivered twice`);
+  answered.add(token);
+}
+
 // Checks the fields every task result has (the SDK already validated the types against the
 // outputSchema; this also checks the values that schema cannot express).
 export function checkTaskFields(task, index) {
