@@ -206,13 +206,7 @@ backend_actor::behavior_type backend(backend_pointer self, backend_settings sett
     self->quit(msg.reason);
   });
   self->set_exception_handler([self](std::exception_ptr& eptr) -> caf::error {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(eptr);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
+    auto what = describe_exception(eptr);
     spdlog::error("backend {}: failed: {}", self->state.settings.name, what);
     fail_everything(self, {errc::backend_unavailable,
                            fmt::format("the backend {} failed ({}); it is being restarted",

@@ -46,4 +46,14 @@ task_error from_caf_error(const caf::error& err, std::string* backend) {
   return {errc::internal, "unexpected internal error: " + caf::to_string(err), false};
 }
 
+std::string describe_exception(const std::exception_ptr& eptr) {
+  try {
+    std::rethrow_exception(eptr);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "unknown exception";
+}
+
 } // namespace offload

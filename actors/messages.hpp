@@ -14,6 +14,7 @@
 #include <caf/error.hpp>
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -150,6 +151,10 @@ caf::error to_caf_error(const task_error& err, std::string_view backend = {});
 // Also maps CAF's own errors (request timeout, dead receiver, ...) to task errors. Stores the
 // failing backend's name in `backend` when the error carries one.
 task_error from_caf_error(const caf::error& err, std::string* backend = nullptr);
+
+// What an exception an actor's exception handler caught says (its what(), or "unknown
+// exception" for anything not derived from std::exception).
+std::string describe_exception(const std::exception_ptr& eptr);
 
 } // namespace offload
 

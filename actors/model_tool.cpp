@@ -314,13 +314,7 @@ model_tool_actor::behavior_type model_tool(tool_pointer self, router_actor route
     }
   });
   self->set_exception_handler([self](std::exception_ptr& eptr) -> caf::error {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(eptr);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
+    auto what = describe_exception(eptr);
     spdlog::error("{}: internal error: {}", self->state.args.tool, what);
     fail(self, {errc::internal, what, false});
     return caf::make_error(caf::sec::runtime_error, what);
