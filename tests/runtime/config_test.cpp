@@ -1,6 +1,8 @@
 #define CAF_SUITE config
 #include <caf/test/unit_test.hpp>
 
+#include "tests/check_case.hpp"
+
 #include "runtime/config.hpp"
 
 #include <fmt/format.h>
@@ -11,14 +13,6 @@
 
 using namespace offload;
 using std::chrono::milliseconds;
-
-// CAF 0.17 has no CAF_CHECK_MESSAGE: a check that also says which case failed.
-#define CHECK_CASE(condition, what)                                                                \
-  do {                                                                                             \
-    if (!(condition))                                                                              \
-      CAF_ERROR("failed for: " << what);                                                           \
-    CAF_CHECK(condition);                                                                          \
-  } while (false)
 
 namespace {
 

@@ -1,6 +1,8 @@
 #define CAF_SUITE http_checks
 #include <caf/test/unit_test.hpp>
 
+#include "tests/check_case.hpp"
+
 #include "runtime/http_checks.hpp"
 
 #include <nlohmann/json.hpp>
@@ -9,14 +11,6 @@
 
 using namespace offload;
 using namespace offload::http_checks;
-
-// CAF 0.17 has no CAF_CHECK_MESSAGE: a check that also says which case failed.
-#define CHECK_CASE(condition, what)                                                                \
-  do {                                                                                             \
-    if (!(condition))                                                                              \
-      CAF_ERROR("failed for: " << what);                                                           \
-    CAF_CHECK(condition);                                                                          \
-  } while (false)
 
 CAF_TEST(authorities split into host and port) {
   auto plain = parse_authority("LocalHost:8787");

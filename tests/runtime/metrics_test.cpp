@@ -1,6 +1,8 @@
 #define CAF_SUITE metrics
 #include <caf/test/unit_test.hpp>
 
+#include "tests/check_case.hpp"
+
 #include "runtime/metrics.hpp"
 
 #include <fmt/format.h>
@@ -11,14 +13,6 @@
 using namespace offload;
 using namespace offload::metrics;
 using namespace std::chrono_literals;
-
-// CAF 0.17 has no CAF_CHECK_MESSAGE: a check that also says which case failed.
-#define CHECK_CASE(condition, what)                                                                \
-  do {                                                                                             \
-    if (!(condition))                                                                              \
-      CAF_ERROR("failed for: " << what);                                                           \
-    CAF_CHECK(condition);                                                                          \
-  } while (false)
 
 namespace {
 
@@ -36,12 +30,11 @@ bool has_line(const std::string& text, const std::string& line) {
 CAF_TEST(every family is rendered with help and type even before any update) {
   registry r{{"ollama@127.0.0.1:11434"}};
   auto text = r.render();
-  for (auto family :
-       {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
-        "offload_backend_request_seconds", "offload_backend_queue_depth",
-        "offload_http_requests_total", "offload_backend_health", "offload_backend_breaker_state",
-        "offload_backend_breaker_opened_total", "offload_backend_restarts_total",
-        "offload_chaos_events_total"})
+  for (auto family : {"offload_sessions", "offload_inflight_calls", "offload_tasks_total",
+                      "offload_backend_request_seconds", "offload_backend_queue_depth",
+                      "offload_http_requests_total", "offload_backend_health",
+                      "offload_backend_breaker_state", "offload_backend_breaker_opened_total",
+                      "offload_backend_restarts_total", "offload_chaos_events_total"})
     CHECK_CASE(text.find(std::string{"# TYPE "} + family + " ") != std::string::npos,
                "no TYPE line for " << family);
   CAF_CHECK(has_line(text, "# TYPE offload_backend_request_seconds histogram"));

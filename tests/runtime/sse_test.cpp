@@ -1,6 +1,8 @@
 #define CAF_SUITE sse
 #include <caf/test/unit_test.hpp>
 
+#include "tests/check_case.hpp"
+
 #include "runtime/sse.hpp"
 
 using namespace offload;
@@ -10,14 +12,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using status = event_log::replay_status;
-
-// CAF 0.17 has no CAF_CHECK_MESSAGE: a check that also says which case failed.
-#define CHECK_CASE(condition, what)                                                                \
-  do {                                                                                             \
-    if (!(condition))                                                                              \
-      CAF_ERROR("failed for: " << what);                                                           \
-    CAF_CHECK(condition);                                                                          \
-  } while (false)
 
 std::vector<std::string> texts(const event_log::replay& replay) {
   std::vector<std::string> out;
