@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { REPO_ROOT, forEachTask, httpRequest, ownAnswer, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
+import { REPO_ROOT, delay, forEachTask, httpRequest, ownAnswer, startFake, startServer, uniqueToken, withLogs } from './helpers.mjs';
 
 const CONFIG = path.join(REPO_ROOT, 'configs', 'offload-chaos.yaml');
 const BATCHES = 8;
@@ -21,10 +21,6 @@ const CHAOS_ERRORS = new Set(['task_killed', 'backend_unavailable']);
 
 let fake;
 let first;
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 // The daemon serves MCP on stdio (so that call numbers, and with them the chaos decisions, follow
 // the order the calls are sent in) and HTTP for /metrics. It logs at warn level (the chaos events

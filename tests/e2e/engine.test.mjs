@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { TEST_TIMEOUT_MS, startFake, startServer, textOf, uniqueToken, withLogs } from './helpers.mjs';
+import { TEST_TIMEOUT_MS, delay, startFake, startServer, textOf, uniqueToken, waitFor, withLogs } from './helpers.mjs';
 
 let fake;
 let server;
@@ -20,20 +20,6 @@ batch:
   task_timeout: 20s
   retry: {max_attempts: 3, base_backoff: 20ms, max_backoff: 100ms, jitter: 0}
 `;
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(what, check, timeoutMs = 10_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'offload-engine-'));

@@ -78,8 +78,20 @@ function exitPromise(child) {
   });
 }
 
-function delay(ms) {
+export function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Polls `check` every 20 ms until it returns something truthy, and returns that; fails naming
+// `what` after `timeoutMs`.
+export async function waitFor(what, check, timeoutMs = 10_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
 }
 
 async function withTimeout(promise, ms, what) {

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { TEST_TIMEOUT_MS, startFake, startHttpServer, withLogs } from './helpers.mjs';
+import { TEST_TIMEOUT_MS, startFake, startHttpServer, waitFor, withLogs } from './helpers.mjs';
 
 let fake;
 let server;
@@ -26,14 +26,6 @@ after(async () => {
   await server?.kill();
   await fake?.stop();
 }, { timeout: TEST_TIMEOUT_MS });
-
-async function waitFor(what, check, timeoutMs = 10_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('progress notifications arrive on the call\'s SSE stream before its result', { timeout: TEST_TIMEOUT_MS }, () =>
   withLogs([server, fake], async () => {

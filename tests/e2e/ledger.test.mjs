@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { OFFLOAD_BIN, TEST_TIMEOUT_MS, startFake, startServer, textOf, uniqueToken, withLogs } from './helpers.mjs';
+import { OFFLOAD_BIN, TEST_TIMEOUT_MS, delay, startFake, startServer, textOf, uniqueToken, waitFor, withLogs } from './helpers.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'offload-ledger-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,20 +36,6 @@ async function stats(stateDir, format) {
 async function records(stateDir) {
   const text = await stats(stateDir, 'records');
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
-}
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(what, check, timeoutMs = 10_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
 }
 
 function tasks(prefix, n, marker = '') {
