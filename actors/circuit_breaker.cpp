@@ -29,22 +29,21 @@ int64_t circuit_breaker::slice_of(clock::time_point now) const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) / slice;
 }
 
-uint32_t circuit_breaker::window_attempts(clock::time_point now) const {
+uint32_t circuit_breaker::window_sum(clock::time_point now, uint32_t bucket::*counter) const {
   auto current = slice_of(now);
   uint32_t sum = 0;
   for (const auto& b : buckets_)
     if (b.index > current - static_cast<int64_t>(bucket_count))
-      sum += b.attempts;
+      sum += b.*counter;
   return sum;
 }
 
+uint32_t circuit_breaker::window_attempts(clock::time_point now) const {
+  return window_sum(now, &bucket::attempts);
+}
+
 uint32_t circuit_breaker::window_failures(clock::time_point now) const {
-  auto current = slice_of(now);
-  uint32_t sum = 0;
-  for (const auto& b : buckets_)
-    if (b.index > current - static_cast<int64_t>(bucket_count))
-      sum += b.failures;
-  return sum;
+  return window_sum(now, &bucket::failures);
 }
 
 // Closing starts from a clean slate: the failures that opened it must not reopen it at once.

@@ -59,6 +59,8 @@ private:
   };
 
   int64_t slice_of(clock::time_point now) const;
+  // The sum of one counter of the buckets still inside the window.
+  uint32_t window_sum(clock::time_point now, uint32_t bucket::*counter) const;
   void open(std::string reason);
   void close();
 
