@@ -12,10 +12,13 @@ namespace {
 
 json record_json(const request_record& r) {
   const auto& a = r.applied;
-  json out = {{"sequence", r.sequence}, {"endpoint", to_string(r.target)},
+  json out = {{"sequence", r.sequence},
+              {"endpoint", to_string(r.target)},
               {"model", r.model},
-              {"prompt", r.prompt},       {"rule", r.rule.empty() ? json{} : json(r.rule)},
-              {"markers", r.markers},   {"response", to_string(a.response)}};
+              {"prompt", r.prompt},
+              {"rule", r.rule.empty() ? json{} : json(r.rule)},
+              {"markers", r.markers},
+              {"response", to_string(a.response)}};
   if (r.attempt > 0)
     out["attempt"] = r.attempt;
   if (a.response == response_kind::error)
